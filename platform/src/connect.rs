@@ -1,0 +1,143 @@
+//! Connecting to the servers the services stand on, with a timeout and an error that names the
+//! server and its address, so a service that cannot start says exactly why.
+
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use chat_schemas::{cql, EventLog};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+use crate::settings::{CassandraSettings, NatsSettings, RedisSettings};
+
+/// A server could not be reached or prepared.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// NATS did not answer.
+    #[error("cannot reach NATS at {url}: {source}")]
+    Nats {
+        /// The configured URL.
+        url: String,
+        /// What the client reported.
+        source: async_nats::ConnectError,
+    },
+    /// The JetStream stream could not be created or read.
+    #[error("cannot prepare JetStream stream {stream}: {message}")]
+    Stream {
+        /// The stream name.
+        stream: String,
+        /// What JetStream reported.
+        message: String,
+    },
+    /// Redis did not answer.
+    #[error("cannot reach Redis at {url}: {source}")]
+    Redis {
+        /// The configured URL.
+        url: String,
+        /// What the client reported.
+        source: redis::RedisError,
+    },
+    /// Cassandra did not answer.
+    #[error("cannot reach Cassandra at {nodes:?}: {message}")]
+    Cassandra {
+        /// The configured contact points.
+        nodes: Vec<String>,
+        /// What the driver reported.
+        message: String,
+    },
+    /// The CQL schema could not be applied.
+    #[error("cannot apply the CQL schema to keyspace {keyspace}: {message}")]
+    Schema {
+        /// The keyspace being created.
+        keyspace: String,
+        /// What Cassandra reported.
+        message: String,
+    },
+}
+
+/// Connects to NATS and returns the client and its JetStream context.
+pub async fn nats(
+    settings: &NatsSettings,
+) -> Result<(async_nats::Client, jetstream::Context), ConnectError> {
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(settings.connect_timeout())
+        .name(env!("CARGO_PKG_NAME"))
+        .connect(&settings.url)
+        .await
+        .map_err(|source| ConnectError::Nats {
+            url: settings.url.clone(),
+            source,
+        })?;
+    let context = jetstream::new(client.clone());
+    Ok((client, context))
+}
+
+/// Creates the log's stream when it is missing and returns it; an existing stream is kept as is.
+pub async fn event_stream(
+    context: &jetstream::Context,
+    log: &EventLog,
+) -> Result<jetstream::stream::Stream, ConnectError> {
+    context
+        .get_or_create_stream(log.stream_config())
+        .await
+        .map_err(|e| ConnectError::Stream {
+            stream: log.stream_name().to_owned(),
+            message: e.to_string(),
+        })
+}
+
+/// Connects to Redis with a connection that reconnects by itself after failures.
+pub async fn redis(settings: &RedisSettings) -> Result<ConnectionManager, ConnectError> {
+    let error = |source| ConnectError::Redis {
+        url: settings.url.clone(),
+        source,
+    };
+    let client = redis::Client::open(settings.url.as_str()).map_err(error)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout()))
+        .set_response_timeout(Some(settings.connect_timeout()))
+        .set_number_of_retries(1);
+    let mut manager = ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(error)?;
+    redis::cmd("PING")
+        .query_async::<String>(&mut manager)
+        .await
+        .map_err(error)?;
+    Ok(manager)
+}
+
+/// Opens a Cassandra session (not bound to a keyspace: statements name their keyspace).
+pub async fn cassandra(settings: &CassandraSettings) -> Result<Arc<Session>, ConnectError> {
+    let session = SessionBuilder::new()
+        .known_nodes(&settings.nodes)
+        .connection_timeout(settings.connect_timeout())
+        .build()
+        .await
+        .map_err(|e| ConnectError::Cassandra {
+            nodes: settings.nodes.clone(),
+            message: e.to_string(),
+        })?;
+    Ok(Arc::new(session))
+}
+
+/// Creates the keyspace and tables of the projections when missing.
+pub async fn apply_schema(
+    session: &Session,
+    keyspace: &str,
+    replication_factor: u8,
+) -> Result<(), ConnectError> {
+    let error = |message: String| ConnectError::Schema {
+        keyspace: keyspace.to_owned(),
+        message,
+    };
+    let statements = cql::schema(keyspace, replication_factor).map_err(|e| error(e.to_string()))?;
+    for statement in statements {
+        session
+            .query_unpaged(statement, ())
+            .await
+            .map_err(|e| error(e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Names in NATS: the subjects events are published on and the JetStream stream that stores them.
+
+use std::time::Duration;
+
+use async_nats::jetstream::stream;
+
+use crate::ids::{RoomId, UserId};
+
+/// The stream and subject names of one deployment.
+///
+/// Production uses the stream `CHAT` and no prefix; tests give each run its own stream and prefix
+/// so they can share one NATS server without seeing each other's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventLog {
+    stream: String,
+    prefix: String,
+}
+
+impl EventLog {
+    /// How long JetStream remembers a deduplication id: a publish retried within this window is
+    /// stored once.
+    pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+    /// Largest event the stream accepts, in bytes; comfortably above the largest valid message.
+    pub const MAX_EVENT_BYTES: i32 = 256 * 1024;
+
+    /// A log in `stream`, with every subject starting with `prefix` (empty, or ending in `.`).
+    pub fn new(stream: impl Into<String>, prefix: impl Into<String>) -> Self {
+        Self {
+            stream: stream.into(),
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The JetStream stream that holds the log.
+    pub fn stream_name(&self) -> &str {
+        &self.stream
+    }
+
+    /// `chat.room.{roomId}`: where every stored event of a room is published.
+    pub fn room_subject(&self, room: &RoomId) -> String {
+        format!("{}chat.room.{room}", self.prefix)
+    }
+
+    /// `chat.room.*`: every room's events, as stored by the stream.
+    pub fn all_rooms(&self) -> String {
+        format!("{}chat.room.*", self.prefix)
+    }
+
+    /// `chat.user.{userId}`: a user's room-list feed.
+    ///
+    /// `.` separates subject tokens in NATS, so a `.` in a user id is written as `%2E`
+    /// (user ids never contain `%`, so the mapping is one-to-one).
+    pub fn user_subject(&self, user: &UserId) -> String {
+        format!("{}chat.user.{}", self.prefix, user.as_str().replace('.', "%2E"))
+    }
+
+    /// `chat.progress.{projector}`: where a projector announces, after each batch, the highest
+    /// stream sequence it has applied (a decimal string), so writers can wait to read their writes.
+    pub fn progress_subject(&self, projector: &str) -> String {
+        format!("{}chat.progress.{projector}", self.prefix)
+    }
+
+    /// The room id in a subject produced by [`EventLog::room_subject`], if it is one.
+    pub fn room_of_subject(&self, subject: &str) -> Option<RoomId> {
+        subject
+            .strip_prefix(&self.prefix)?
+            .strip_prefix("chat.room.")?
+            .parse()
+            .ok()
+    }
+
+    /// The stream definition: every room event, kept forever on disk, since the log is the
+    /// source of truth that all projections are rebuilt from.
+    pub fn stream_config(&self) -> stream::Config {
+        stream::Config {
+            name: self.stream.clone(),
+            description: Some("Chat event log: the source of truth for every room".to_owned()),
+            subjects: vec![self.all_rooms()],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            discard: stream::DiscardPolicy::New,
+            duplicate_window: Self::DUPLICATE_WINDOW,
+            max_message_size: Self::MAX_EVENT_BYTES,
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_carry_the_prefix_and_escape_dots() {
+        let log = EventLog::new("CHAT_T1", "t1.");
+        let room = RoomId::random();
+        let user = UserId::parse("alice.kim@x").expect("valid");
+        assert_eq!(log.room_subject(&room), format!("t1.chat.room.{room}"));
+        assert_eq!(log.user_subject(&user), "t1.chat.user.alice%2Ekim@x");
+        assert_eq!(log.room_of_subject(&log.room_subject(&room)), Some(room));
+        assert_eq!(log.room_of_subject("chat.room.x"), None);
+        assert_eq!(log.stream_config().subjects, vec!["t1.chat.room.*"]);
+    }
+}
