@@ -61,7 +61,9 @@ const TABLES: &[&str] = &[
         PRIMARY KEY (user_id, room_id)
     )",
     // Messages and system entries, one partition per room and time bucket, newest first, so a
-    // history page is one partition read.
+    // history page is one partition read. `user_ids` is frozen (one cell): the elements of a
+    // non-frozen list are keyed by write-time UUIDs, so writing a row again would repeat them,
+    // and the projector re-applies events.
     "CREATE TABLE IF NOT EXISTS {ks}.messages (
         room_id uuid,
         bucket int,
@@ -69,7 +71,7 @@ const TABLES: &[&str] = &[
         kind text,
         sender_id text,
         content text,
-        user_ids list<text>,
+        user_ids frozen<list<text>>,
         deleted boolean,
         sent_at timestamp,
         client_message_id text,

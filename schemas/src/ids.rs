@@ -211,7 +211,10 @@ mod tests {
         assert_eq!("0".parse::<MessageId>(), Err(IdError::Message));
         assert_eq!("-1".parse::<MessageId>(), Err(IdError::Message));
         assert_eq!("+1".parse::<MessageId>(), Err(IdError::Message));
-        assert_eq!("99999999999999999999".parse::<MessageId>(), Err(IdError::Message));
+        assert_eq!(
+            "99999999999999999999".parse::<MessageId>(),
+            Err(IdError::Message)
+        );
     }
 
     #[test]

@@ -42,6 +42,14 @@ impl EventLog {
         format!("{}chat.room.{room}", self.prefix)
     }
 
+    /// `chat.live.room.{roomId}`: where JetStream republishes each room event once it is
+    /// stored, with its sequence in `Nats-Sequence` and the room's previous one in
+    /// `Nats-Last-Sequence`. Edges fan out from here, so clients only ever see stored events, and
+    /// a gap in the previous-sequence chain shows an event was missed.
+    pub fn live_room_subject(&self, room: &RoomId) -> String {
+        format!("{}chat.live.room.{room}", self.prefix)
+    }
+
     /// `chat.room.*`: every room's events, as stored by the stream.
     pub fn all_rooms(&self) -> String {
         format!("{}chat.room.*", self.prefix)
@@ -52,7 +60,11 @@ impl EventLog {
     /// `.` separates subject tokens in NATS, so a `.` in a user id is written as `%2E`
     /// (user ids never contain `%`, so the mapping is one-to-one).
     pub fn user_subject(&self, user: &UserId) -> String {
-        format!("{}chat.user.{}", self.prefix, user.as_str().replace('.', "%2E"))
+        format!(
+            "{}chat.user.{}",
+            self.prefix,
+            user.as_str().replace('.', "%2E")
+        )
     }
 
     /// `chat.progress.{projector}`: where a projector announces, after each batch, the highest
@@ -83,6 +95,11 @@ impl EventLog {
             duplicate_window: Self::DUPLICATE_WINDOW,
             max_message_size: Self::MAX_EVENT_BYTES,
             allow_direct: true,
+            republish: Some(stream::Republish {
+                source: self.all_rooms(),
+                destination: format!("{}chat.live.room.{{{{wildcard(1)}}}}", self.prefix),
+                headers_only: false,
+            }),
             ..Default::default()
         }
     }
@@ -102,5 +119,11 @@ mod tests {
         assert_eq!(log.room_of_subject(&log.room_subject(&room)), Some(room));
         assert_eq!(log.room_of_subject("chat.room.x"), None);
         assert_eq!(log.stream_config().subjects, vec!["t1.chat.room.*"]);
+        assert_eq!(
+            log.live_room_subject(&room),
+            format!("t1.chat.live.room.{room}")
+        );
+        let republish = log.stream_config().republish.expect("republish");
+        assert_eq!(republish.destination, "t1.chat.live.room.{{wildcard(1)}}");
     }
 }

@@ -5,6 +5,10 @@
 //! keyspace with the full schema, a Redis key prefix — so tests run in parallel, and everything
 //! is removed again when the environment is dropped, also when the test panicked.
 
+mod app;
+mod process;
+pub mod stomp;
+
 use std::sync::Arc;
 
 use async_nats::jetstream;
@@ -13,6 +17,9 @@ use chat_platform::settings::{self, CassandraSettings, NatsSettings, RedisSettin
 use chat_schemas::EventLog;
 use redis::aio::ConnectionManager;
 use scylla::client::session::Session;
+
+pub use app::{send, TestApp};
+pub use process::{binary, ServiceProcess};
 
 /// Connections and names reserved for one test.
 pub struct TestEnv {
@@ -93,7 +100,10 @@ impl TestEnv {
     pub fn service_env(&self) -> Vec<(String, String)> {
         vec![
             ("CHAT_NATS__URL".into(), self.nats_settings.url.clone()),
-            ("CHAT_NATS__STREAM".into(), self.nats_settings.stream.clone()),
+            (
+                "CHAT_NATS__STREAM".into(),
+                self.nats_settings.stream.clone(),
+            ),
             (
                 "CHAT_NATS__SUBJECT_PREFIX".into(),
                 self.nats_settings.subject_prefix.clone(),

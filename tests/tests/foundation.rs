@@ -61,8 +61,17 @@ async fn an_event_published_to_jetstream_reads_back_decoded() {
         })
         .await
         .expect("consumer");
-    let mut messages = consumer.fetch().max_messages(1).messages().await.expect("fetch");
-    let message = messages.next().await.expect("one message").expect("message");
+    let mut messages = consumer
+        .fetch()
+        .max_messages(1)
+        .messages()
+        .await
+        .expect("fetch");
+    let message = messages
+        .next()
+        .await
+        .expect("one message")
+        .expect("message");
     assert_eq!(env.log.room_of_subject(&message.subject), Some(room));
     let received = decode(&message.payload).expect("decodes");
     assert_eq!(received, sent);
@@ -117,7 +126,11 @@ async fn test_environments_do_not_see_each_other() {
         .expect("query")
         .into_rows_result()
         .expect("rows");
-    assert_eq!(rows.rows_num(), 0, "a dropped environment drops its keyspace");
+    assert_eq!(
+        rows.rows_num(),
+        0,
+        "a dropped environment drops its keyspace"
+    );
 }
 
 #[tokio::test]

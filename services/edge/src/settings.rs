@@ -1,20 +1,47 @@
-//! The edge's settings: the shared sections plus `[edge]`.
+//! The edge's settings: the shared sections, the token keys and `[edge]`.
+
+use std::time::Duration;
 
 use chat_platform::settings::{self, CassandraSettings, LogSettings, NatsSettings, SettingsError};
 use serde::Deserialize;
 
-/// Defaults of the `[edge]` section.
+/// Defaults of the edge's own keys.
 const DEFAULTS: &str = r#"
+# HS256 secret for access tokens (CHAT_JWT_SECRET). This default is for local development only.
+jwt_secret = "dev-only-secret-change-me"
+
 [edge]
 listen = "127.0.0.1:8080"
+max_room_size = 1000
+max_content_chars = 4000
+max_body_bytes = 65536
+read_your_writes_timeout_ms = 5000
+projector = "projector"
+direct_room_namespace = "3b0f7a4e-9c1d-4e55-8d8e-2f6a1c9b7d10"
+max_frame_bytes = 65536
+max_subscriptions = 64
+send_rate_per_second = 20
+send_burst = 40
+outbound_queue = 1024
+heart_beat_ms = 10000
 "#;
 
 /// Everything the edge reads from configuration.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// Logging.
     pub log: LogSettings,
+    /// The event log.
     pub nats: NatsSettings,
+    /// The projections.
     pub cassandra: CassandraSettings,
+    /// HS256 secret of access tokens (`CHAT_JWT_SECRET`).
+    pub jwt_secret: String,
+    /// PEM file of an RS256 public key (`CHAT_JWT_PUBLIC_KEY_FILE`); when set, tokens must be
+    /// RS256 tokens signed by its private key, and HS256 tokens are refused.
+    #[serde(default)]
+    pub jwt_public_key_file: Option<String>,
+    /// The `[edge]` section.
     pub edge: EdgeSettings,
 }
 
@@ -23,6 +50,38 @@ pub struct Settings {
 pub struct EdgeSettings {
     /// Address the HTTP and WebSocket server binds, `host:port` (port 0 picks a free one).
     pub listen: String,
+    /// Most members a room may have.
+    pub max_room_size: usize,
+    /// Longest message content, in characters.
+    pub max_content_chars: usize,
+    /// Largest HTTP request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a write waits for the projector before answering 503 `NOT_YET_VISIBLE`.
+    pub read_your_writes_timeout_ms: u64,
+    /// Name of the projector whose progress writes wait for.
+    pub projector: String,
+    /// UUID namespace from which 1:1 room ids are derived; keep it secret in production so
+    /// room ids cannot be computed from a pair of user ids.
+    pub direct_room_namespace: uuid::Uuid,
+    /// Largest STOMP frame a client may send, in bytes.
+    pub max_frame_bytes: usize,
+    /// Most subscriptions one connection may hold.
+    pub max_subscriptions: usize,
+    /// SEND frames per second one connection may sustain.
+    pub send_rate_per_second: u32,
+    /// SEND frames one connection may burst above the rate.
+    pub send_burst: u32,
+    /// Frames queued for one connection before it counts as too slow and is disconnected.
+    pub outbound_queue: usize,
+    /// Heart-beat interval the edge offers and asks for, in milliseconds (0: none).
+    pub heart_beat_ms: u64,
+}
+
+impl EdgeSettings {
+    /// [`EdgeSettings::read_your_writes_timeout_ms`] as a duration.
+    pub fn read_your_writes_timeout(&self) -> Duration {
+        Duration::from_millis(self.read_your_writes_timeout_ms)
+    }
 }
 
 impl Settings {

@@ -1,0 +1,84 @@
+//! The HTTP API under `/api`, plus health endpoints; `docs/api.md` is its contract.
+
+mod members;
+mod messages;
+mod rooms;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::Router;
+use chat_schemas::{RoomId, UserId};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::Room;
+
+/// Every route of the edge.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.edge.max_body_bytes;
+    Router::new()
+        .route("/api/rooms", get(rooms::list).post(rooms::create))
+        .route("/api/rooms/{room_id}", get(rooms::show))
+        .route(
+            "/api/rooms/{room_id}/messages",
+            get(messages::history).post(messages::send),
+        )
+        .route(
+            "/api/rooms/{room_id}/messages/{message_id}",
+            delete(messages::delete),
+        )
+        .route("/api/rooms/{room_id}/members", post(members::invite))
+        .route("/api/rooms/{room_id}/members/me", delete(members::leave))
+        .route("/ws", get(crate::live::upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+        })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// 200 while the edge accepts work, 503 once it is shutting down.
+async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
+    if state.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+/// A room id from the path; one that is not even a UUID names no room.
+fn room_id(raw: &str) -> Result<RoomId, ApiError> {
+    raw.parse().map_err(|_| ApiError::room_not_found())
+}
+
+/// The room, if it exists and `caller` is a member: 404 `ROOM_NOT_FOUND` or 403 `NOT_A_MEMBER`.
+async fn member_room(state: &AppState, caller: &UserId, room: RoomId) -> Result<Room, ApiError> {
+    let room = state
+        .store
+        .room(room)
+        .await?
+        .ok_or_else(ApiError::room_not_found)?;
+    if room.has_member(caller) {
+        Ok(room)
+    } else {
+        Err(ApiError::not_a_member())
+    }
+}
+
+/// Parses and de-duplicates user ids from a request body (400 `INVALID_USER_ID`).
+fn user_ids(raw: &[String]) -> Result<Vec<UserId>, ApiError> {
+    let mut ids = Vec::with_capacity(raw.len());
+    for s in raw {
+        let id = UserId::parse(s)
+            .map_err(|e| ApiError::bad_request("INVALID_USER_ID", format!("{s:?}: {e}")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}

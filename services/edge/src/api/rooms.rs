@@ -1,0 +1,183 @@
+//! `POST /api/rooms`, `GET /api/rooms`, `GET /api/rooms/{roomId}`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chat_schemas::{ChatEvent, RoomId, RoomKind, UserId};
+use futures::{StreamExt, TryStreamExt};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{member_room, room_id, user_ids};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::{Body, Caller};
+use crate::rooms::{change_room, direct_room_id};
+use crate::views::RoomView;
+
+/// Longest group name, in characters.
+const MAX_NAME_CHARS: usize = 100;
+
+/// How many rooms of a list are read from Cassandra at once.
+const LIST_CONCURRENCY: usize = 32;
+
+/// Body of `POST /api/rooms`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRoom {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    user_ids: Vec<String>,
+}
+
+/// Creates a group, or finds (and, after a LEAVE, restores) the pair's 1:1 room.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Body(body): Body<CreateRoom>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    let mut invited = user_ids(&body.user_ids)?;
+    invited.retain(|u| *u != caller);
+    match body.kind.as_str() {
+        "DIRECT" => create_direct(&state, caller, invited, body.name).await,
+        "GROUP" => create_group(&state, caller, invited, body.name).await,
+        other => Err(ApiError::bad_request(
+            "INVALID_ROOM_TYPE",
+            format!("type must be DIRECT or GROUP, not {other:?}"),
+        )),
+    }
+}
+
+async fn create_direct(
+    state: &AppState,
+    caller: UserId,
+    invited: Vec<UserId>,
+    name: Option<String>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    if name.is_some() {
+        return Err(ApiError::bad_request(
+            "INVALID_NAME",
+            "a DIRECT room has no name",
+        ));
+    }
+    let [other] = invited.as_slice() else {
+        return Err(ApiError::bad_request(
+            "INVALID_MEMBERS",
+            "a DIRECT room needs exactly one other user in userIds",
+        ));
+    };
+    let room = direct_room_id(state.edge.direct_room_namespace, &caller, other);
+    let pair = [caller.clone(), other.clone()];
+    let created = change_room(state, &caller, room, |current| match current {
+        None => Ok(Some(ChatEvent::RoomCreated {
+            kind: RoomKind::Direct,
+            name: None,
+            members: pair.to_vec(),
+        })),
+        Some(room) => {
+            let returning: Vec<UserId> = pair
+                .iter()
+                .filter(|u| !room.has_member(u))
+                .cloned()
+                .collect();
+            Ok((!returning.is_empty()).then_some(ChatEvent::Invite {
+                user_ids: returning,
+            }))
+        }
+    })
+    .await?;
+    let status = match created {
+        Some((_, ChatEvent::RoomCreated { .. })) => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(read_room(state, room).await?)))
+}
+
+async fn create_group(
+    state: &AppState,
+    caller: UserId,
+    invited: Vec<UserId>,
+    name: Option<String>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    let name = match name.map(|n| n.trim().to_owned()) {
+        Some(n) if n.is_empty() || n.chars().count() > MAX_NAME_CHARS => {
+            return Err(ApiError::bad_request(
+                "INVALID_NAME",
+                format!("name must be 1-{MAX_NAME_CHARS} characters"),
+            ))
+        }
+        other => other,
+    };
+    let mut members = vec![caller.clone()];
+    members.extend(invited);
+    if members.len() > state.edge.max_room_size {
+        return Err(room_too_large(state.edge.max_room_size));
+    }
+    let room = RoomId::random();
+    change_room(state, &caller, room, |current| match current {
+        None => Ok(Some(ChatEvent::RoomCreated {
+            kind: RoomKind::Group,
+            name: name.clone(),
+            members: members.clone(),
+        })),
+        Some(_) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "ROOM_EXISTS",
+            "room id collision; retry",
+        )),
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(read_room(state, room).await?)))
+}
+
+/// The room as the projection shows it after a write.
+pub async fn read_room(state: &AppState, room: RoomId) -> Result<RoomView, ApiError> {
+    let current = state
+        .store
+        .room(room)
+        .await?
+        .ok_or_else(ApiError::room_not_found)?;
+    Ok(RoomView::from(&current))
+}
+
+/// 422 `ROOM_TOO_LARGE`.
+pub fn room_too_large(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "ROOM_TOO_LARGE",
+        format!("a room has at most {max} members"),
+    )
+}
+
+/// The caller's rooms, most recent activity first.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let ids = state.store.user_room_ids(&caller).await?;
+    let mut rooms: Vec<_> = futures::stream::iter(ids)
+        .map(|id| state.store.room(id))
+        .buffer_unordered(LIST_CONCURRENCY)
+        .try_filter_map(|room| async move { Ok(room) })
+        .try_collect()
+        .await?;
+    rooms.retain(|room| room.has_member(&caller));
+    rooms.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
+    let views: Vec<RoomView> = rooms.iter().map(RoomView::from).collect();
+    Ok(Json(json!({ "rooms": views })))
+}
+
+/// One room, to its members.
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path(raw_room): Path<String>,
+) -> Result<Json<RoomView>, ApiError> {
+    let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
+    Ok(Json(RoomView::from(&room)))
+}

@@ -1,0 +1,97 @@
+//! The edge's shared state and its assembly from settings.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use axum::Router;
+use chat_platform::connect::{self, ConnectError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{Authenticator, KeyError};
+use crate::live::{CatchUp, Hub, UserFeeds};
+use crate::progress::ProjectionProgress;
+use crate::settings::{EdgeSettings, Settings};
+use crate::store::{Store, StoreError};
+use crate::writer::EventWriter;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// Verifies access tokens.
+    pub auth: Authenticator,
+    /// Reads the projections.
+    pub store: Arc<Store>,
+    /// Appends events to the log.
+    pub writer: EventWriter,
+    /// Waits for the projector, for read-your-writes.
+    pub progress: Arc<ProjectionProgress>,
+    /// Limits and ids from `[edge]`.
+    pub edge: EdgeSettings,
+    /// This edge's room and user subscriptions.
+    pub hub: Arc<Hub>,
+    /// Reads stored room events back for resumes and gaps.
+    pub catch_up: CatchUp,
+    /// Announces stored events on users' room-list feeds.
+    pub feeds: UserFeeds,
+    /// Cancelled when the edge shuts down: every connection closes.
+    pub shutdown: CancellationToken,
+    /// The open WebSocket connections, so shutdown can wait for them.
+    pub connections: TaskTracker,
+    /// Source of connection ids.
+    pub next_conn: AtomicU64,
+}
+
+/// The edge could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A server is unreachable.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The token key is unusable.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The projections cannot be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The projector's progress cannot be followed.
+    #[error("cannot subscribe to projector progress: {0}")]
+    Progress(#[from] async_nats::SubscribeError),
+}
+
+impl AppState {
+    /// Connects to NATS and Cassandra and prepares everything the handlers need.
+    pub async fn connect(settings: &Settings) -> Result<Arc<Self>, StartError> {
+        let auth = Authenticator::from_settings(settings)?;
+        let log = settings.nats.event_log();
+        let (nats, jetstream) = connect::nats(&settings.nats).await?;
+        let stream = connect::event_stream(&jetstream, &log).await?;
+        let session = connect::cassandra(&settings.cassandra).await?;
+        let store = Arc::new(Store::prepare(session, &settings.cassandra.keyspace).await?);
+        let progress = ProjectionProgress::follow(
+            &nats,
+            &log,
+            store.clone(),
+            &settings.edge.projector,
+            settings.edge.read_your_writes_timeout(),
+        )
+        .await?;
+        Ok(Arc::new(Self {
+            auth,
+            store,
+            writer: EventWriter::new(jetstream, stream.clone(), log.clone()),
+            progress,
+            edge: settings.edge.clone(),
+            hub: Hub::new(nats.clone(), log.clone()),
+            catch_up: CatchUp::new(stream, log.clone()),
+            feeds: UserFeeds::new(nats, log),
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            next_conn: AtomicU64::new(1),
+        }))
+    }
+
+    /// The HTTP routes over this state.
+    pub fn router(self: &Arc<Self>) -> Router {
+        crate::api::router(self.clone())
+    }
+}

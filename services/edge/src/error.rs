@@ -1,0 +1,82 @@
+//! API errors: a status and a stable machine-readable code, rendered as
+//! `{"error":{"code":"...","message":"..."}}`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::auth::AuthError;
+
+/// An error answer of the HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code clients switch on, e.g. `NOT_A_MEMBER`.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with the given status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400 for input that does not have the documented shape.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404 `ROOM_NOT_FOUND`.
+    pub fn room_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "ROOM_NOT_FOUND", "no such room")
+    }
+
+    /// 403 `NOT_A_MEMBER`.
+    pub fn not_a_member() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "NOT_A_MEMBER",
+            "you are not a member of this room",
+        )
+    }
+
+    /// 503 for a server the edge depends on failing.
+    pub fn unavailable(what: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "{what} failed");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            format!("{what} is unavailable, retry later"),
+        )
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let code = match error {
+            AuthError::Missing => "UNAUTHORIZED",
+            AuthError::Expired => "TOKEN_EXPIRED",
+            AuthError::Invalid(_) => "INVALID_TOKEN",
+        };
+        Self::new(StatusCode::UNAUTHORIZED, code, error.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        if self.status == StatusCode::UNAUTHORIZED {
+            (self.status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+        } else {
+            (self.status, body).into_response()
+        }
+    }
+}

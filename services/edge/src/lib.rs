@@ -1,0 +1,22 @@
+//! The edge: the HTTP API (and, later, STOMP over WebSocket) that clients talk to.
+//!
+//! An edge keeps no state another edge needs: every write becomes one event in the JetStream
+//! log, every read comes from the Cassandra projections, so any number of edges run side by side.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod live;
+pub mod progress;
+pub mod rooms;
+pub mod settings;
+pub mod stomp;
+pub mod store;
+pub mod views;
+pub mod writer;
+
+pub use app::{AppState, StartError};
+pub use settings::Settings;

@@ -1,0 +1,166 @@
+//! The I/O of one WebSocket connection: bytes in through the STOMP parser, frames out one per
+//! WebSocket message, deliveries from the hub, heart-beats, limits and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{ConnId, Mailbox};
+use super::session::{Flow, Session, StompError};
+use crate::app::AppState;
+use crate::stomp::{Frame, Limits, Parsed, Parser, HEART_BEAT};
+
+/// How long a write to a client may take before the client counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a new connection may take to send CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Far enough in the future to mean "never" for a timer.
+const NEVER: Duration = Duration::from_secs(86_400 * 365);
+
+/// Serves one upgraded WebSocket until either side closes it.
+pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut inbox) = mpsc::channel(state.edge.outbound_queue);
+    let overflowed = CancellationToken::new();
+    let mailbox = Mailbox {
+        tx,
+        overflowed: overflowed.clone(),
+    };
+    let mut session = Session::new(state.clone(), conn, mailbox);
+    let mut parser = Parser::new(Limits {
+        max_frame_size: state.edge.max_frame_bytes,
+        max_body_size: state.edge.max_frame_bytes,
+        ..Limits::default()
+    });
+    let shutdown = state.shutdown.clone();
+    let started = Instant::now();
+    let mut last_read = Instant::now();
+    let mut last_write = Instant::now();
+    let mut out: Vec<Frame> = Vec::new();
+    let mut items: Vec<Parsed> = Vec::new();
+
+    let reason = loop {
+        let (send_every, expect_every) = session.heart_beats();
+        let read_deadline = if session.is_connected() {
+            // Twice the interval, as the spec suggests, to tolerate network delays.
+            last_read + expect_every.map_or(NEVER, |d| d * 2)
+        } else {
+            started + CONNECT_TIMEOUT
+        };
+        let write_deadline = last_write + send_every.unwrap_or(NEVER);
+
+        let mut close = None;
+        let mut heart_beat = false;
+        tokio::select! {
+            message = stream.next() => {
+                last_read = Instant::now();
+                let bytes = match message {
+                    Some(Ok(Message::Text(text))) => text.as_str().as_bytes().to_vec(),
+                    Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Vec::new(),
+                    Some(Ok(Message::Close(_))) | None => break "client closed",
+                    Some(Err(_)) => break "connection error",
+                };
+                items.clear();
+                let parsed = parser.feed(&bytes, &mut items);
+                for item in items.drain(..) {
+                    let Parsed::Frame(frame) = item else { continue };
+                    match session.handle(frame, &mut out).await {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Close) => { close = Some(("disconnected", None)); break; }
+                        Err(e) => { close = Some(("error", Some(e))); break; }
+                    }
+                }
+                if close.is_none() {
+                    if let Err(e) = parsed {
+                        close = Some(("error", Some(StompError::from(e))));
+                    }
+                }
+            }
+            Some(delivery) = inbox.recv() => {
+                if let Err(e) = session.deliver(delivery, &mut out).await {
+                    close = Some(("error", Some(e)));
+                }
+            }
+            () = sleep_until(read_deadline) => {
+                close = Some(if session.is_connected() {
+                    ("heart-beat timeout", None)
+                } else {
+                    ("no CONNECT", Some(StompError::new("PROTOCOL_ERROR", "no CONNECT frame in time")))
+                });
+            }
+            () = sleep_until(write_deadline) => heart_beat = true,
+            () = overflowed.cancelled() => {
+                close = Some(("slow consumer", Some(StompError::new(
+                    "SLOW_CONSUMER",
+                    "the client does not read fast enough",
+                ))));
+            }
+            () = shutdown.cancelled() => close = Some(("edge shutting down", None)),
+        }
+
+        if let Some((_, Some(error))) = &close {
+            out.push(error.frame());
+        }
+        let mut writes: Vec<Message> = out.drain(..).map(to_message).collect();
+        if heart_beat && writes.is_empty() {
+            writes.push(Message::Text(
+                String::from_utf8_lossy(HEART_BEAT).into_owned().into(),
+            ));
+        }
+        if !writes.is_empty() {
+            if write_all(&mut sink, writes).await.is_err() {
+                break "write failed";
+            }
+            last_write = Instant::now();
+        }
+        if let Some((reason, _)) = close {
+            break reason;
+        }
+    };
+
+    session.close();
+    let code = if shutdown.is_cancelled() { 1001 } else { 1000 };
+    let _ = timeout(
+        WRITE_TIMEOUT,
+        sink.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))),
+    )
+    .await;
+    tracing::debug!(conn, reason, "connection closed");
+}
+
+fn to_message(frame: Frame) -> Message {
+    let bytes = frame.encode();
+    match String::from_utf8(bytes) {
+        Ok(text) => Message::Text(text.into()),
+        Err(e) => Message::Binary(e.into_bytes().into()),
+    }
+}
+
+async fn write_all(
+    sink: &mut futures::stream::SplitSink<WebSocket, Message>,
+    messages: Vec<Message>,
+) -> Result<(), ()> {
+    let last = messages.len().saturating_sub(1);
+    for (i, message) in messages.into_iter().enumerate() {
+        let sent = if i == last {
+            timeout(WRITE_TIMEOUT, sink.send(message)).await
+        } else {
+            timeout(WRITE_TIMEOUT, sink.feed(message)).await
+        };
+        if !matches!(sent, Ok(Ok(()))) {
+            return Err(());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,283 @@
+//! Fan-out on one edge: a NATS subscription per room or user that at least one local connection
+//! listens to, dropped with the last listener, delivering into each connection's bounded mailbox.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_nats::{Client, HeaderMap};
+use chat_schemas::{decode, EventLog, RoomId, UserId};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{room_event, RoomEvent};
+
+/// Identifies one connection on this edge.
+pub type ConnId = u64;
+
+/// Header carrying a user-feed event's message id.
+pub const MESSAGE_ID_HEADER: &str = "Chat-Message-Id";
+
+/// Something for a connection to deliver.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    /// A stored event of a room the connection subscribed to.
+    Room {
+        /// The room.
+        room: RoomId,
+        /// The event, shared by every listener.
+        event: Arc<RoomEvent>,
+    },
+    /// An event of the connection user's room-list feed.
+    User {
+        /// Its `messageId`.
+        message_id: Arc<str>,
+        /// Its JSON body.
+        body: Arc<str>,
+    },
+}
+
+/// Where the hub delivers for one connection; a full mailbox disconnects that connection only.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    /// The connection's bounded queue.
+    pub tx: mpsc::Sender<Delivery>,
+    /// Cancelled when the queue overflowed: the client cannot keep up.
+    pub overflowed: CancellationToken,
+}
+
+impl Mailbox {
+    fn deliver(&self, delivery: Delivery) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(delivery) {
+            self.overflowed.cancel();
+        }
+    }
+}
+
+/// The hub could not subscribe.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot subscribe to {subject}: {message}")]
+pub struct HubError {
+    subject: String,
+    message: String,
+}
+
+/// Local listeners of one subject and the task reading it.
+struct Topic {
+    listeners: HashMap<ConnId, (Mailbox, usize)>,
+    reader: JoinHandle<()>,
+}
+
+type Topics<K> = Mutex<HashMap<K, Topic>>;
+
+/// The edge's subscriptions to room and user subjects.
+pub struct Hub {
+    nats: Client,
+    log: EventLog,
+    rooms: Topics<RoomId>,
+    users: Topics<UserId>,
+}
+
+fn lock<K>(topics: &Topics<K>) -> MutexGuard<'_, HashMap<K, Topic>> {
+    topics.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Hub {
+    /// A hub with no subscriptions yet.
+    pub fn new(nats: Client, log: EventLog) -> Arc<Self> {
+        Arc::new(Self {
+            nats,
+            log,
+            rooms: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Starts delivering `room`'s stored events to `conn` (counted: one call per subscription).
+    pub async fn listen_room(
+        self: &Arc<Self>,
+        room: RoomId,
+        conn: ConnId,
+        mailbox: &Mailbox,
+    ) -> Result<(), HubError> {
+        let subject = self.log.live_room_subject(&room);
+        self.listen(
+            &self.rooms,
+            room,
+            subject,
+            conn,
+            mailbox,
+            move |hub, message| {
+                let event = decode_room_event(&message.headers, &message.payload)?;
+                hub.fan_out(
+                    &hub.rooms,
+                    &room,
+                    Delivery::Room {
+                        room,
+                        event: Arc::new(event),
+                    },
+                );
+                Some(())
+            },
+        )
+        .await
+    }
+
+    /// Stops one of `conn`'s subscriptions to `room`.
+    pub fn unlisten_room(&self, room: &RoomId, conn: ConnId) {
+        unlisten(&self.rooms, room, conn);
+    }
+
+    /// Starts delivering `user`'s feed to `conn` (counted like rooms).
+    pub async fn listen_user(
+        self: &Arc<Self>,
+        user: UserId,
+        conn: ConnId,
+        mailbox: &Mailbox,
+    ) -> Result<(), HubError> {
+        let subject = self.log.user_subject(&user);
+        let key = user.clone();
+        self.listen(
+            &self.users,
+            user,
+            subject,
+            conn,
+            mailbox,
+            move |hub, message| {
+                let message_id = message.headers.as_ref()?.get(MESSAGE_ID_HEADER)?.as_str();
+                let body = std::str::from_utf8(&message.payload).ok()?;
+                hub.fan_out(
+                    &hub.users,
+                    &key,
+                    Delivery::User {
+                        message_id: Arc::from(message_id),
+                        body: Arc::from(body),
+                    },
+                );
+                Some(())
+            },
+        )
+        .await
+    }
+
+    /// Stops one of `conn`'s subscriptions to `user`'s feed.
+    pub fn unlisten_user(&self, user: &UserId, conn: ConnId) {
+        unlisten(&self.users, user, conn);
+    }
+
+    /// How many subjects this edge is subscribed to (rooms, users).
+    pub fn subscriptions(&self) -> (usize, usize) {
+        (lock(&self.rooms).len(), lock(&self.users).len())
+    }
+
+    async fn listen<K, F>(
+        self: &Arc<Self>,
+        topics: &Topics<K>,
+        key: K,
+        subject: String,
+        conn: ConnId,
+        mailbox: &Mailbox,
+        handle: F,
+    ) -> Result<(), HubError>
+    where
+        K: Hash + Eq + Clone + Send + 'static,
+        F: Fn(&Hub, async_nats::Message) -> Option<()> + Send + 'static,
+    {
+        if add_listener(topics, &key, conn, mailbox) {
+            return Ok(());
+        }
+        let mut subscriber = self
+            .nats
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| HubError {
+                subject: subject.clone(),
+                message: e.to_string(),
+            })?;
+        // The first event must not overtake the registration of this listener.
+        let mut topics_guard = lock(topics);
+        if let Some(topic) = topics_guard.get_mut(&key) {
+            topic
+                .listeners
+                .entry(conn)
+                .or_insert_with(|| (mailbox.clone(), 0))
+                .1 += 1;
+            return Ok(());
+        }
+        let hub = Arc::downgrade(self);
+        let reader = tokio::spawn(async move {
+            while let Some(message) = subscriber.next().await {
+                let Some(hub) = hub.upgrade() else { break };
+                if handle(&hub, message).is_none() {
+                    tracing::warn!(%subject, "dropped an undecodable live event");
+                }
+            }
+        });
+        topics_guard.insert(
+            key,
+            Topic {
+                listeners: HashMap::from([(conn, (mailbox.clone(), 1))]),
+                reader,
+            },
+        );
+        Ok(())
+    }
+
+    fn fan_out<K: Hash + Eq>(&self, topics: &Topics<K>, key: &K, delivery: Delivery) {
+        let topics = lock(topics);
+        if let Some(topic) = topics.get(key) {
+            for (mailbox, _) in topic.listeners.values() {
+                mailbox.deliver(delivery.clone());
+            }
+        }
+    }
+}
+
+/// Adds one subscription of `conn` to an existing topic; false when there is no topic yet.
+fn add_listener<K: Hash + Eq>(
+    topics: &Topics<K>,
+    key: &K,
+    conn: ConnId,
+    mailbox: &Mailbox,
+) -> bool {
+    let mut topics = lock(topics);
+    let Some(topic) = topics.get_mut(key) else {
+        return false;
+    };
+    topic
+        .listeners
+        .entry(conn)
+        .or_insert_with(|| (mailbox.clone(), 0))
+        .1 += 1;
+    true
+}
+
+fn unlisten<K: Hash + Eq>(topics: &Topics<K>, key: &K, conn: ConnId) {
+    let mut topics = lock(topics);
+    let Some(topic) = topics.get_mut(key) else {
+        return;
+    };
+    if let Some((_, count)) = topic.listeners.get_mut(&conn) {
+        *count -= 1;
+        if *count == 0 {
+            topic.listeners.remove(&conn);
+        }
+    }
+    if topic.listeners.is_empty() {
+        if let Some(topic) = topics.remove(key) {
+            topic.reader.abort();
+        }
+    }
+}
+
+/// A republished stored event: sequence headers set by JetStream, payload the envelope.
+fn decode_room_event(headers: &Option<HeaderMap>, payload: &[u8]) -> Option<RoomEvent> {
+    let headers = headers.as_ref()?;
+    let number = |name: &str| headers.get(name)?.as_str().parse::<u64>().ok();
+    let seq = number("Nats-Sequence")?;
+    let previous = number("Nats-Last-Sequence").unwrap_or(0);
+    let envelope = decode(payload).ok()?;
+    room_event(seq, previous, &envelope)
+}

@@ -1,0 +1,549 @@
+//! One STOMP session: what each client frame does, and how hub deliveries become MESSAGE frames.
+//! No I/O here: frames to send are pushed onto `out`, the connection writes them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_schemas::{MessageId, RoomId, UserId};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::hub::{ConnId, Delivery, Mailbox};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::events::RoomEvent;
+use crate::rooms::send_chat;
+use crate::stomp::{negotiate_heart_beat, Command, Frame, FrameError};
+
+/// Subprotocol versions the edge speaks; it always answers as 1.2.
+const VERSION: &str = "1.2";
+
+/// A failure that ends the connection with an ERROR frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StompError {
+    /// Stable code, as in `docs/protocol.md`.
+    pub code: &'static str,
+    /// Explanation.
+    pub message: String,
+    /// The offending frame's `receipt` header.
+    pub receipt: Option<String>,
+}
+
+impl StompError {
+    /// An error with a code and a message.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            receipt: None,
+        }
+    }
+
+    /// The ERROR frame for this error.
+    pub fn frame(&self) -> Frame {
+        let body = json!({"error": {"code": self.code, "message": self.message}}).to_string();
+        let mut frame = Frame::new(Command::Error)
+            .with_header("message", format!("{}: {}", self.code, self.message));
+        if let Some(receipt) = &self.receipt {
+            frame = frame.with_header("receipt-id", receipt.as_str());
+        }
+        frame
+            .with_header("content-type", "application/json")
+            .with_body(body)
+    }
+}
+
+impl From<ApiError> for StompError {
+    fn from(error: ApiError) -> Self {
+        Self::new(error.code, error.message)
+    }
+}
+
+impl From<FrameError> for StompError {
+    fn from(error: FrameError) -> Self {
+        let code = match error {
+            FrameError::FrameTooLarge { .. } | FrameError::BodyTooLarge { .. } => "FRAME_TOO_LARGE",
+            _ => "MALFORMED_FRAME",
+        };
+        Self::new(code, error.to_string())
+    }
+}
+
+/// Whether the connection goes on after a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep reading.
+    Continue,
+    /// Close the connection (after DISCONNECT).
+    Close,
+}
+
+/// What a subscription delivers.
+#[derive(Debug)]
+enum Target {
+    /// A room's stored events, `delivered` being the last sequence sent.
+    Room { room: RoomId, delivered: u64 },
+    /// The user's room-list feed.
+    User,
+}
+
+#[derive(Debug)]
+struct Subscription {
+    destination: String,
+    target: Target,
+}
+
+/// Token bucket limiting SEND frames per connection.
+#[derive(Debug)]
+struct RateLimit {
+    tokens: f64,
+    burst: f64,
+    per_second: f64,
+    at: Instant,
+}
+
+impl RateLimit {
+    fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            tokens: f64::from(burst),
+            burst: f64::from(burst),
+            per_second: f64::from(per_second),
+            at: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Body of a SEND to `/pub/rooms/{roomId}/messages`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendBody {
+    content: String,
+    #[serde(default)]
+    client_message_id: Option<String>,
+}
+
+/// The state of one STOMP connection.
+pub struct Session {
+    state: Arc<AppState>,
+    conn: ConnId,
+    mailbox: Mailbox,
+    user: Option<UserId>,
+    subscriptions: HashMap<String, Subscription>,
+    rate: RateLimit,
+    heart_beats: (Option<Duration>, Option<Duration>),
+}
+
+impl Session {
+    /// A session that has not seen CONNECT yet.
+    pub fn new(state: Arc<AppState>, conn: ConnId, mailbox: Mailbox) -> Self {
+        let rate = RateLimit::new(state.edge.send_rate_per_second, state.edge.send_burst);
+        Self {
+            state,
+            conn,
+            mailbox,
+            user: None,
+            subscriptions: HashMap::new(),
+            rate,
+            heart_beats: (None, None),
+        }
+    }
+
+    /// Whether CONNECT succeeded.
+    pub fn is_connected(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// Negotiated `(server sends every, server expects every)`.
+    pub fn heart_beats(&self) -> (Option<Duration>, Option<Duration>) {
+        self.heart_beats
+    }
+
+    /// Handles one client frame.
+    pub async fn handle(&mut self, frame: Frame, out: &mut Vec<Frame>) -> Result<Flow, StompError> {
+        let receipt = frame.header("receipt").map(str::to_owned);
+        let result = self.dispatch(&frame, out).await;
+        let flow = result.map_err(|mut e| {
+            e.receipt = receipt.clone();
+            e
+        })?;
+        if let Some(receipt) = receipt {
+            if frame.command != Command::Connect && frame.command != Command::Stomp {
+                out.push(Frame::receipt(&receipt));
+            }
+        }
+        Ok(flow)
+    }
+
+    async fn dispatch(&mut self, frame: &Frame, out: &mut Vec<Frame>) -> Result<Flow, StompError> {
+        match (frame.command, &self.user) {
+            (Command::Connect | Command::Stomp, None) => self.connect(frame, out),
+            (Command::Connect | Command::Stomp, Some(_)) => {
+                Err(StompError::new("PROTOCOL_ERROR", "already connected"))
+            }
+            (_, None) => Err(StompError::new(
+                "PROTOCOL_ERROR",
+                "the first frame must be CONNECT",
+            )),
+            (Command::Subscribe, Some(user)) => {
+                let user = user.clone();
+                self.subscribe(&user, frame, out).await
+            }
+            (Command::Unsubscribe, Some(_)) => self.unsubscribe(frame),
+            (Command::Send, Some(user)) => {
+                let user = user.clone();
+                self.send(&user, frame).await
+            }
+            (Command::Disconnect, Some(_)) => Ok(Flow::Close),
+            (command, Some(_)) => Err(StompError::new(
+                "PROTOCOL_ERROR",
+                format!("{command} is not supported"),
+            )),
+        }
+    }
+
+    fn connect(&mut self, frame: &Frame, out: &mut Vec<Frame>) -> Result<Flow, StompError> {
+        let authorization = frame
+            .header("Authorization")
+            .or_else(|| frame.header("authorization"));
+        let user = self
+            .state
+            .auth
+            .verify_header(authorization)
+            .map_err(ApiError::from)?;
+        let server = (self.state.edge.heart_beat_ms, self.state.edge.heart_beat_ms);
+        self.heart_beats = negotiate_heart_beat(frame.header("heart-beat"), server)?;
+        out.push(
+            Frame::connected(VERSION, server, Some(user.as_str()))
+                .with_header("server", concat!("chat-edge/", env!("CARGO_PKG_VERSION")))
+                .with_header("session", self.conn.to_string()),
+        );
+        self.user = Some(user);
+        Ok(Flow::Continue)
+    }
+
+    async fn subscribe(
+        &mut self,
+        user: &UserId,
+        frame: &Frame,
+        out: &mut Vec<Frame>,
+    ) -> Result<Flow, StompError> {
+        let id = required(frame, "id")?.to_owned();
+        let destination = required(frame, "destination")?.to_owned();
+        if frame.header("ack").is_some_and(|ack| ack != "auto") {
+            return Err(StompError::new(
+                "PROTOCOL_ERROR",
+                "only ack:auto is supported",
+            ));
+        }
+        if self.subscriptions.contains_key(&id) {
+            return Err(StompError::new(
+                "PROTOCOL_ERROR",
+                format!("subscription id {id:?} is already in use"),
+            ));
+        }
+        if self.subscriptions.len() >= self.state.edge.max_subscriptions {
+            return Err(StompError::new(
+                "TOO_MANY_SUBSCRIPTIONS",
+                format!(
+                    "at most {} subscriptions per connection",
+                    self.state.edge.max_subscriptions
+                ),
+            ));
+        }
+        if let Some(raw) = destination.strip_prefix("/sub/rooms/") {
+            let room: RoomId = raw
+                .parse()
+                .map_err(|_| StompError::from(ApiError::room_not_found()))?;
+            self.subscribe_room(user, id, destination, room, frame.header("since"), out)
+                .await
+        } else if let Some(raw) = destination.strip_prefix("/sub/users/") {
+            if raw != user.as_str() {
+                return Err(StompError::new(
+                    "FORBIDDEN",
+                    "you can only subscribe to your own feed",
+                ));
+            }
+            self.state
+                .hub
+                .listen_user(user.clone(), self.conn, &self.mailbox)
+                .await
+                .map_err(|e| StompError::new("UNAVAILABLE", e.to_string()))?;
+            self.subscriptions.insert(
+                id,
+                Subscription {
+                    destination,
+                    target: Target::User,
+                },
+            );
+            Ok(Flow::Continue)
+        } else {
+            Err(unknown_destination(&destination))
+        }
+    }
+
+    async fn subscribe_room(
+        &mut self,
+        user: &UserId,
+        id: String,
+        destination: String,
+        room: RoomId,
+        since: Option<&str>,
+        out: &mut Vec<Frame>,
+    ) -> Result<Flow, StompError> {
+        let current = self
+            .state
+            .store
+            .room(room)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(ApiError::room_not_found)?;
+        if !current.has_member(user) {
+            return Err(ApiError::not_a_member().into());
+        }
+        let since = match since {
+            None => None,
+            Some(raw) => {
+                let unknown = || {
+                    StompError::new(
+                        "UNKNOWN_SINCE",
+                        format!("{raw:?} is not a message of this room"),
+                    )
+                };
+                let id: MessageId = raw.parse().map_err(|_| unknown())?;
+                if !self
+                    .state
+                    .catch_up
+                    .is_room_event(room, id.sequence())
+                    .await
+                    .map_err(unavailable)?
+                {
+                    return Err(unknown());
+                }
+                Some(id.sequence())
+            }
+        };
+        self.state
+            .hub
+            .listen_room(room, self.conn, &self.mailbox)
+            .await
+            .map_err(unavailable)?;
+        let last = match self.state.catch_up.last(room).await {
+            Ok(last) => last,
+            Err(e) => {
+                self.state.hub.unlisten_room(&room, self.conn);
+                return Err(unavailable(e));
+            }
+        };
+        self.subscriptions.insert(
+            id.clone(),
+            Subscription {
+                destination,
+                target: Target::Room {
+                    room,
+                    delivered: since.unwrap_or(last),
+                },
+            },
+        );
+        if since.is_some() {
+            self.catch_up(&id, last, out).await?;
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn unsubscribe(&mut self, frame: &Frame) -> Result<Flow, StompError> {
+        let id = required(frame, "id")?;
+        if let Some(subscription) = self.subscriptions.remove(id) {
+            self.release(subscription);
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn send(&mut self, user: &UserId, frame: &Frame) -> Result<Flow, StompError> {
+        let destination = required(frame, "destination")?;
+        let room = destination
+            .strip_prefix("/pub/rooms/")
+            .and_then(|rest| rest.strip_suffix("/messages"))
+            .ok_or_else(|| unknown_destination(destination))?;
+        let room: RoomId = room
+            .parse()
+            .map_err(|_| StompError::from(ApiError::room_not_found()))?;
+        if !self.rate.take() {
+            return Err(StompError::new(
+                "RATE_LIMITED",
+                format!(
+                    "more than {} messages per second",
+                    self.state.edge.send_rate_per_second
+                ),
+            ));
+        }
+        let body: SendBody = serde_json::from_slice(&frame.body)
+            .map_err(|e| StompError::new("BAD_REQUEST", format!("body: {e}")))?;
+        send_chat(
+            &self.state,
+            user,
+            room,
+            body.content,
+            body.client_message_id,
+        )
+        .await?;
+        Ok(Flow::Continue)
+    }
+
+    /// Turns a hub delivery into MESSAGE frames for every matching subscription.
+    pub async fn deliver(
+        &mut self,
+        delivery: Delivery,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), StompError> {
+        match delivery {
+            Delivery::User { message_id, body } => {
+                for (id, subscription) in &self.subscriptions {
+                    if matches!(subscription.target, Target::User) {
+                        out.push(message(&subscription.destination, id, &message_id, &body));
+                    }
+                }
+                Ok(())
+            }
+            Delivery::Room { room, event } => {
+                let ids: Vec<String> = self
+                    .subscriptions
+                    .iter()
+                    .filter(|(_, s)| matches!(s.target, Target::Room { room: r, .. } if r == room))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in ids {
+                    self.deliver_room_event(&id, &event, out).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn deliver_room_event(
+        &mut self,
+        id: &str,
+        event: &RoomEvent,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), StompError> {
+        let Some(Target::Room { delivered, .. }) = self.subscriptions.get(id).map(|s| &s.target)
+        else {
+            return Ok(());
+        };
+        if event.seq <= *delivered {
+            return Ok(());
+        }
+        if event.previous > *delivered {
+            self.catch_up(id, event.previous, out).await?;
+        }
+        self.emit(id, event, out);
+        Ok(())
+    }
+
+    /// Sends every stored event of the subscription's room after what it delivered, up to
+    /// `until`.
+    async fn catch_up(
+        &mut self,
+        id: &str,
+        until: u64,
+        out: &mut Vec<Frame>,
+    ) -> Result<(), StompError> {
+        loop {
+            let Some(Target::Room { room, delivered }) =
+                self.subscriptions.get(id).map(|s| &s.target)
+            else {
+                return Ok(());
+            };
+            let (room, delivered) = (*room, *delivered);
+            match self.state.catch_up.next(room, delivered, until).await {
+                Ok(Some(event)) => self.emit(id, &event, out),
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    /// Sends one room event on one subscription; the subscriber's own LEAVE ends it.
+    fn emit(&mut self, id: &str, event: &RoomEvent, out: &mut Vec<Frame>) {
+        let Some(subscription) = self.subscriptions.get_mut(id) else {
+            return;
+        };
+        if let Target::Room { delivered, .. } = &mut subscription.target {
+            *delivered = event.seq;
+        }
+        out.push(message(
+            &subscription.destination,
+            id,
+            &event.seq.to_string(),
+            &event.body,
+        ));
+        if event.leaver.is_some() && event.leaver == self.user {
+            if let Some(subscription) = self.subscriptions.remove(id) {
+                self.release(subscription);
+            }
+        }
+    }
+
+    fn release(&self, subscription: Subscription) {
+        match subscription.target {
+            Target::Room { room, .. } => self.state.hub.unlisten_room(&room, self.conn),
+            Target::User => {
+                if let Some(user) = &self.user {
+                    self.state.hub.unlisten_user(user, self.conn);
+                }
+            }
+        }
+    }
+
+    /// Ends every subscription; call when the connection closes.
+    pub fn close(&mut self) {
+        for (_, subscription) in std::mem::take(&mut self.subscriptions) {
+            self.release(subscription);
+        }
+    }
+}
+
+fn message(destination: &str, subscription: &str, message_id: &str, body: &str) -> Frame {
+    Frame::message(
+        destination,
+        subscription,
+        message_id,
+        Some("application/json"),
+        body.as_bytes().to_vec(),
+    )
+}
+
+fn required<'a>(frame: &'a Frame, name: &str) -> Result<&'a str, StompError> {
+    frame.header(name).ok_or_else(|| {
+        StompError::new(
+            "MISSING_HEADER",
+            format!("{} needs a {name} header", frame.command),
+        )
+    })
+}
+
+fn unknown_destination(destination: &str) -> StompError {
+    StompError::new(
+        "UNKNOWN_DESTINATION",
+        format!("no such destination {destination:?}"),
+    )
+}
+
+fn unavailable(error: impl std::fmt::Display) -> StompError {
+    tracing::error!(%error, "live delivery failed");
+    StompError::new("UNAVAILABLE", "the event log is unavailable, retry later")
+}

@@ -1,0 +1,106 @@
+//! Read-your-writes: a write answers only once the projector has applied its event, so the next
+//! read on any edge sees it.
+//!
+//! The projector announces its progress on `chat.progress.{projector}` after every batch; the
+//! edge keeps the highest value in a watch channel. Announcements can be missed (reconnects), so
+//! a waiter also polls the progress row in Cassandra now and then.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_schemas::EventLog;
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::store::Store;
+
+/// How often a waiter falls back to reading the progress row.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The projector did not reach a sequence in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the projector has not applied sequence {0} yet")]
+pub struct NotYetVisible(pub u64);
+
+/// The projector's applied sequence as seen by this edge.
+pub struct ProjectionProgress {
+    applied: watch::Sender<u64>,
+    store: Arc<Store>,
+    projector: String,
+    timeout: Duration,
+}
+
+impl ProjectionProgress {
+    /// Starts following `projector`'s announcements; the task ends with the NATS connection.
+    pub async fn follow(
+        nats: &async_nats::Client,
+        log: &EventLog,
+        store: Arc<Store>,
+        projector: &str,
+        timeout: Duration,
+    ) -> Result<Arc<Self>, async_nats::SubscribeError> {
+        let mut announcements = nats.subscribe(log.progress_subject(projector)).await?;
+        let initial = store.applied_seq(projector).await.unwrap_or(0);
+        let (applied, _) = watch::channel(initial);
+        let progress = Arc::new(Self {
+            applied,
+            store,
+            projector: projector.to_owned(),
+            timeout,
+        });
+        let follower = Arc::downgrade(&progress);
+        tokio::spawn(async move {
+            while let Some(message) = announcements.next().await {
+                let Some(progress) = follower.upgrade() else {
+                    break;
+                };
+                if let Some(seq) = std::str::from_utf8(&message.payload)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                {
+                    progress.advance(seq);
+                }
+            }
+        });
+        Ok(progress)
+    }
+
+    fn advance(&self, seq: u64) {
+        self.applied.send_if_modified(|applied| {
+            let newer = seq > *applied;
+            if newer {
+                *applied = seq;
+            }
+            newer
+        });
+    }
+
+    /// Waits until the projector has applied `seq`, up to the configured timeout.
+    pub async fn wait_for(&self, seq: u64) -> Result<(), NotYetVisible> {
+        let deadline = Instant::now() + self.timeout;
+        let mut applied = self.applied.subscribe();
+        loop {
+            if *applied.borrow_and_update() >= seq {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(NotYetVisible(seq));
+            }
+            let poll_at = (now + POLL_INTERVAL).min(deadline);
+            tokio::select! {
+                changed = applied.changed() => {
+                    if changed.is_err() {
+                        return Err(NotYetVisible(seq));
+                    }
+                }
+                () = tokio::time::sleep_until(poll_at) => {
+                    if let Ok(stored) = self.store.applied_seq(&self.projector).await {
+                        self.advance(stored);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Room rules that do not depend on HTTP: 1:1 room identity and serialised membership changes.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use chat_schemas::{ChatEvent, Envelope, MessageId, RoomId, UserId};
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::progress::NotYetVisible;
+use crate::store::{Message, Room, StoreError};
+use crate::writer::AppendError;
+
+/// How often a membership change is retried when other writes to the room keep winning.
+const MAX_ATTEMPTS: u32 = 20;
+
+/// Longest `clientMessageId`, in characters.
+const MAX_CLIENT_MESSAGE_ID_CHARS: usize = 64;
+
+/// The one room of a pair of users, the same whoever asks: a name-based UUID of the sorted pair
+/// in the configured (secret) namespace, so that concurrent creations meet on one subject.
+pub fn direct_room_id(namespace: Uuid, a: &UserId, b: &UserId) -> RoomId {
+    let (low, high) = if a <= b { (a, b) } else { (b, a) };
+    let name = format!("{low}\n{high}");
+    RoomId::from(Uuid::new_v5(&namespace, name.as_bytes()))
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::unavailable("the message store", error)
+    }
+}
+
+impl From<AppendError> for ApiError {
+    fn from(error: AppendError) -> Self {
+        ApiError::unavailable("the event log", error)
+    }
+}
+
+impl From<NotYetVisible> for ApiError {
+    fn from(error: NotYetVisible) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NOT_YET_VISIBLE",
+            format!("{error}: the write is stored but not yet readable; retry shortly"),
+        )
+    }
+}
+
+/// Appends the event `decide` chooses given the room's current state, such that no other event
+/// was stored in the room in between; returns its sequence and the event, or `None` when
+/// `decide` chose nothing. On return the projections show the result.
+///
+/// `decide` sees the room as of its latest stored event (the projection is awaited), and the
+/// append carries that event's sequence as JetStream's expected last subject sequence, so two
+/// concurrent changes cannot both build on the same state: the loser re-reads and decides again.
+pub async fn change_room<F>(
+    state: &AppState,
+    actor: &UserId,
+    room: RoomId,
+    decide: F,
+) -> Result<Option<(u64, ChatEvent)>, ApiError>
+where
+    F: Fn(Option<&Room>) -> Result<Option<ChatEvent>, ApiError>,
+{
+    for attempt in 0..MAX_ATTEMPTS {
+        let last = state.writer.last_sequence(room).await?;
+        state.progress.wait_for(last).await?;
+        let current = state.store.room(room).await?;
+        let Some(event) = decide(current.as_ref())? else {
+            return Ok(None);
+        };
+        let envelope = Envelope::new(room, actor.clone(), event);
+        match state
+            .writer
+            .append(&envelope, &envelope.event_id.to_string(), Some(last))
+            .await
+        {
+            Ok(appended) => {
+                state.progress.wait_for(appended.sequence).await?;
+                if !appended.duplicate {
+                    let members = current.map(|room| room.members).unwrap_or_default();
+                    state
+                        .feeds
+                        .announce(appended.sequence, &envelope, &members)
+                        .await;
+                }
+                return Ok(Some((appended.sequence, envelope.event)));
+            }
+            Err(AppendError::Conflict) => {
+                let backoff = 2_u64.saturating_pow(attempt.min(6))
+                    + u64::from(envelope.event_id.as_bytes()[0] % 8);
+                tokio::time::sleep(Duration::from_millis(backoff)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "ROOM_BUSY",
+        "the room kept changing concurrently; retry",
+    ))
+}
+
+/// A CHAT as stored, and whether this call stored it (`false`: an idempotent resend).
+pub struct SentChat {
+    /// The message as history shows it.
+    pub message: Message,
+    /// Whether this call appended it.
+    pub created: bool,
+}
+
+/// Sends a CHAT: the one path for the HTTP API and STOMP `SEND`.
+///
+/// A `client_message_id` makes resends idempotent: within JetStream's deduplication window the
+/// log itself refuses the copy; after it, the projection of earlier ids answers.
+pub async fn send_chat(
+    state: &AppState,
+    sender: &UserId,
+    room: RoomId,
+    content: String,
+    client_message_id: Option<String>,
+) -> Result<SentChat, ApiError> {
+    if content.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "EMPTY_CONTENT",
+            "content must not be empty",
+        ));
+    }
+    let max = state.edge.max_content_chars;
+    if content.chars().count() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "CONTENT_TOO_LARGE",
+            format!("content is limited to {max} characters"),
+        ));
+    }
+    if let Some(id) = &client_message_id {
+        let len = id.chars().count();
+        if len == 0 || len > MAX_CLIENT_MESSAGE_ID_CHARS || id.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "INVALID_CLIENT_MESSAGE_ID",
+                format!(
+                    "clientMessageId must be 1-{MAX_CLIENT_MESSAGE_ID_CHARS} printable characters"
+                ),
+            ));
+        }
+    }
+    let current = state
+        .store
+        .room(room)
+        .await?
+        .ok_or_else(ApiError::room_not_found)?;
+    if !current.has_member(sender) {
+        return Err(ApiError::not_a_member());
+    }
+    if let Some(id) = &client_message_id {
+        if let Some(earlier) = state.store.client_message(room, sender, id).await? {
+            if let Some(message) = state.store.message(room, earlier).await? {
+                return Ok(SentChat {
+                    message,
+                    created: false,
+                });
+            }
+        }
+    }
+
+    let dedup_id = client_message_id
+        .as_ref()
+        .map(|id| format!("chat:{room}:{sender}:{id}"));
+    let envelope = Envelope::new(
+        room,
+        sender.clone(),
+        ChatEvent::Chat {
+            content: content.clone(),
+            client_message_id: client_message_id.clone(),
+        },
+    );
+    let dedup_id = dedup_id.unwrap_or_else(|| envelope.event_id.to_string());
+    let appended = state.writer.append(&envelope, &dedup_id, None).await?;
+    state.progress.wait_for(appended.sequence).await?;
+    let id = sequence_as_id(appended.sequence)?;
+    if !appended.duplicate {
+        state
+            .feeds
+            .announce(appended.sequence, &envelope, &current.members)
+            .await;
+    }
+    if appended.duplicate {
+        let message =
+            state.store.message(room, id).await?.ok_or_else(|| {
+                ApiError::unavailable("the message store", "resent message missing")
+            })?;
+        return Ok(SentChat {
+            message,
+            created: false,
+        });
+    }
+    Ok(SentChat {
+        message: Message {
+            id,
+            room_id: room,
+            kind: "CHAT".to_owned(),
+            sender_id: Some(sender.to_string()),
+            content: Some(content),
+            user_ids: Vec::new(),
+            deleted: false,
+            sent_at: envelope.at.millis(),
+            client_message_id,
+        },
+        created: true,
+    })
+}
+
+/// Deletes a CHAT for everyone; only its sender may. Deleting it again changes nothing.
+pub async fn delete_chat(
+    state: &AppState,
+    caller: &UserId,
+    room: RoomId,
+    id: MessageId,
+) -> Result<Message, ApiError> {
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "MESSAGE_NOT_FOUND",
+            "no such message",
+        )
+    };
+    let seq = sequence_as_id(id.sequence())?;
+    let message = state
+        .store
+        .message(room, seq)
+        .await?
+        .ok_or_else(not_found)?;
+    if message.kind != "CHAT" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NOT_DELETABLE",
+            "only chat messages can be deleted",
+        ));
+    }
+    if message.sender_id.as_deref() != Some(caller.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "NOT_THE_SENDER",
+            "only the sender can delete a message",
+        ));
+    }
+    if message.deleted {
+        return Ok(message);
+    }
+    let envelope = Envelope::new(
+        room,
+        caller.clone(),
+        ChatEvent::Delete {
+            message_ids: vec![id],
+        },
+    );
+    let appended = state
+        .writer
+        .append(&envelope, &format!("delete:{room}:{id}"), None)
+        .await?;
+    state.progress.wait_for(appended.sequence).await?;
+    state.store.message(room, seq).await?.ok_or_else(not_found)
+}
+
+/// A log sequence as the signed integer Cassandra stores.
+fn sequence_as_id(sequence: u64) -> Result<i64, ApiError> {
+    i64::try_from(sequence).map_err(|_| ApiError::unavailable("the event log", "sequence overflow"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pair_has_one_direct_room_whoever_asks() {
+        let ns = Uuid::new_v4();
+        let alice = UserId::parse("alice").expect("valid");
+        let bob = UserId::parse("bob").expect("valid");
+        let carol = UserId::parse("carol").expect("valid");
+        assert_eq!(
+            direct_room_id(ns, &alice, &bob),
+            direct_room_id(ns, &bob, &alice)
+        );
+        assert_ne!(
+            direct_room_id(ns, &alice, &bob),
+            direct_room_id(ns, &alice, &carol)
+        );
+        assert_ne!(
+            direct_room_id(ns, &alice, &bob),
+            direct_room_id(Uuid::new_v4(), &alice, &bob)
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! Reads of the Cassandra projections, with statements prepared once at start.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chat_schemas::{RoomId, RoomKind, UserId};
+use scylla::client::session::Session;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use uuid::Uuid;
+
+/// A projection read failed.
+#[derive(Debug, thiserror::Error)]
+#[error("Cassandra read failed: {0}")]
+pub struct StoreError(String);
+
+fn store_error(error: impl std::fmt::Display) -> StoreError {
+    StoreError(error.to_string())
+}
+
+/// A room as the projector last wrote it.
+#[derive(Debug, Clone)]
+pub struct Room {
+    /// The room.
+    pub id: RoomId,
+    /// Direct or group.
+    pub kind: RoomKind,
+    /// Group name.
+    pub name: Option<String>,
+    /// Current members.
+    pub members: BTreeSet<String>,
+    /// Time of the latest activity, Unix millis.
+    pub updated_at: i64,
+    /// The latest CHAT, a deleted one as its tombstone.
+    pub last_message: Option<Message>,
+}
+
+impl Room {
+    /// Whether `user` is a current member.
+    pub fn has_member(&self, user: &UserId) -> bool {
+        self.members.contains(user.as_str())
+    }
+}
+
+/// A history entry: a CHAT, or an INVITE or LEAVE system entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Its log sequence.
+    pub id: i64,
+    /// Its room.
+    pub room_id: RoomId,
+    /// `CHAT`, `INVITE` or `LEAVE`.
+    pub kind: String,
+    /// Sender, inviter or leaver.
+    pub sender_id: Option<String>,
+    /// Text of a CHAT that is not deleted.
+    pub content: Option<String>,
+    /// Users an INVITE or LEAVE concerns.
+    pub user_ids: Vec<String>,
+    /// Deleted for everyone.
+    pub deleted: bool,
+    /// Unix millis.
+    pub sent_at: i64,
+    /// The sender's id for the message, if they gave one.
+    pub client_message_id: Option<String>,
+}
+
+type MessageRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<bool>,
+    Option<CqlTimestamp>,
+    Option<String>,
+);
+
+type RoomRow = (
+    Option<String>,
+    Option<String>,
+    Option<BTreeSet<String>>,
+    Option<CqlTimestamp>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    Option<CqlTimestamp>,
+);
+
+/// Prepared reads of one keyspace.
+pub struct Store {
+    session: Arc<Session>,
+    room: PreparedStatement,
+    user_rooms: PreparedStatement,
+    buckets_before: PreparedStatement,
+    bucket_of: PreparedStatement,
+    page: PreparedStatement,
+    message: PreparedStatement,
+    client_message: PreparedStatement,
+    progress: PreparedStatement,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "message_id, kind, sender_id, content, user_ids, deleted, sent_at, client_message_id";
+
+impl Store {
+    /// Prepares every read against `keyspace`.
+    pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
+        let prepare = |cql: String| {
+            let session = session.clone();
+            async move { session.prepare(cql).await.map_err(store_error) }
+        };
+        Ok(Self {
+            room: prepare(format!(
+                "SELECT kind, name, members, updated_at, last_message_id, last_sender_id, \
+                 last_content, last_deleted, last_sent_at FROM {keyspace}.rooms WHERE room_id = ?"
+            ))
+            .await?,
+            user_rooms: prepare(format!(
+                "SELECT room_id FROM {keyspace}.user_rooms WHERE user_id = ?"
+            ))
+            .await?,
+            buckets_before: prepare(format!(
+                "SELECT first_message_id, bucket FROM {keyspace}.room_buckets \
+                 WHERE room_id = ? AND first_message_id < ? LIMIT ?"
+            ))
+            .await?,
+            bucket_of: prepare(format!(
+                "SELECT bucket FROM {keyspace}.room_buckets \
+                 WHERE room_id = ? AND first_message_id <= ? LIMIT 1"
+            ))
+            .await?,
+            page: prepare(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
+                 WHERE room_id = ? AND bucket = ? AND message_id < ? LIMIT ?"
+            ))
+            .await?,
+            message: prepare(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
+                 WHERE room_id = ? AND bucket = ? AND message_id = ?"
+            ))
+            .await?,
+            client_message: prepare(format!(
+                "SELECT message_id FROM {keyspace}.client_messages \
+                 WHERE room_id = ? AND sender_id = ? AND client_message_id = ?"
+            ))
+            .await?,
+            progress: prepare(format!(
+                "SELECT applied_seq FROM {keyspace}.projector_progress WHERE projector = ?"
+            ))
+            .await?,
+            session,
+        })
+    }
+
+    /// The room, or `None` when it does not exist.
+    pub async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.room, (id.as_uuid(),))
+            .await
+            .map_err(store_error)?
+            .into_rows_result()
+            .map_err(store_error)?;
+        let Some(row) = result.maybe_first_row::<RoomRow>().map_err(store_error)? else {
+            return Ok(None);
+        };
+        let (
+            kind,
+            name,
+            members,
+            updated_at,
+            last_id,
+            last_sender,
+            last_content,
+            last_deleted,
+            last_sent_at,
+        ) = row;
+        let kind = match kind.as_deref() {
+            Some("DIRECT") => RoomKind::Direct,
+            Some("GROUP") => RoomKind::Group,
+            _ => return Ok(None),
+        };
+        let last_message = last_id.map(|message_id| Message {
+            id: message_id,
+            room_id: id,
+            kind: "CHAT".to_owned(),
+            sender_id: last_sender,
+            content: last_content,
+            user_ids: Vec::new(),
+            deleted: last_deleted.unwrap_or(false),
+            sent_at: last_sent_at.map_or(0, |t| t.0),
+            client_message_id: None,
+        });
+        Ok(Some(Room {
+            id,
+            kind,
+            name,
+            members: members.unwrap_or_default(),
+            updated_at: updated_at.map_or(0, |t| t.0),
+            last_message,
+        }))
+    }
+
+    /// The ids of the rooms `user` is a member of.
+    pub async fn user_room_ids(&self, user: &UserId) -> Result<Vec<RoomId>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.user_rooms, (user.as_str(),))
+            .await
+            .map_err(store_error)?
+            .into_rows_result()
+            .map_err(store_error)?;
+        result
+            .rows::<(Uuid,)>()
+            .map_err(store_error)?
+            .map(|row| row.map(|(id,)| RoomId::from(id)).map_err(store_error))
+            .collect()
+    }
+
+    /// Up to `limit` history entries older than `before` (all when `None`), newest first,
+    /// walking the room's time buckets from the one holding `before` backwards.
+    pub async fn history(
+        &self,
+        room: RoomId,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        const BUCKETS_PER_READ: i32 = 16;
+        let before = before.unwrap_or(i64::MAX);
+        let mut messages = Vec::with_capacity(limit);
+        let mut bucket_cursor = before;
+        while messages.len() < limit {
+            let buckets: Vec<(i64, i32)> = self
+                .session
+                .execute_unpaged(
+                    &self.buckets_before,
+                    (room.as_uuid(), bucket_cursor, BUCKETS_PER_READ),
+                )
+                .await
+                .map_err(store_error)?
+                .into_rows_result()
+                .map_err(store_error)?
+                .rows::<(i64, i32)>()
+                .map_err(store_error)?
+                .collect::<Result<_, _>>()
+                .map_err(store_error)?;
+            for &(first_id, bucket) in &buckets {
+                let remaining = i32::try_from(limit - messages.len()).unwrap_or(i32::MAX);
+                let rows = self
+                    .session
+                    .execute_unpaged(&self.page, (room.as_uuid(), bucket, before, remaining))
+                    .await
+                    .map_err(store_error)?
+                    .into_rows_result()
+                    .map_err(store_error)?;
+                for row in rows.rows::<MessageRow>().map_err(store_error)? {
+                    messages.push(message_from_row(room, row.map_err(store_error)?));
+                }
+                bucket_cursor = first_id;
+                if messages.len() >= limit {
+                    break;
+                }
+            }
+            if buckets.len() < BUCKETS_PER_READ as usize {
+                break;
+            }
+        }
+        Ok(messages)
+    }
+
+    /// One history entry by id.
+    pub async fn message(&self, room: RoomId, id: i64) -> Result<Option<Message>, StoreError> {
+        let bucket = self
+            .session
+            .execute_unpaged(&self.bucket_of, (room.as_uuid(), id))
+            .await
+            .map_err(store_error)?
+            .into_rows_result()
+            .map_err(store_error)?
+            .maybe_first_row::<(i32,)>()
+            .map_err(store_error)?;
+        let Some((bucket,)) = bucket else {
+            return Ok(None);
+        };
+        let row = self
+            .session
+            .execute_unpaged(&self.message, (room.as_uuid(), bucket, id))
+            .await
+            .map_err(store_error)?
+            .into_rows_result()
+            .map_err(store_error)?
+            .maybe_first_row::<MessageRow>()
+            .map_err(store_error)?;
+        Ok(row.map(|row| message_from_row(room, row)))
+    }
+
+    /// The message a sender's `clientMessageId` produced in a room, if any.
+    pub async fn client_message(
+        &self,
+        room: RoomId,
+        sender: &UserId,
+        client_message_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = self
+            .session
+            .execute_unpaged(
+                &self.client_message,
+                (room.as_uuid(), sender.as_str(), client_message_id),
+            )
+            .await
+            .map_err(store_error)?
+            .into_rows_result()
+            .map_err(store_error)?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(store_error)?;
+        Ok(row.and_then(|(id,)| id))
+    }
+
+    /// The highest log sequence the projector has applied (0 before its first batch).
+    pub async fn applied_seq(&self, projector: &str) -> Result<u64, StoreError> {
+        let row = self
+            .session
+            .execute_unpaged(&self.progress, (projector,))
+            .await
+            .map_err(store_error)?
+            .into_rows_result()
+            .map_err(store_error)?
+            .maybe_first_row::<(Option<i64>,)>()
+            .map_err(store_error)?;
+        Ok(row
+            .and_then(|(seq,)| seq)
+            .and_then(|seq| u64::try_from(seq).ok())
+            .unwrap_or(0))
+    }
+}
+
+fn message_from_row(room: RoomId, row: MessageRow) -> Message {
+    let (id, kind, sender_id, content, user_ids, deleted, sent_at, client_message_id) = row;
+    let deleted = deleted.unwrap_or(false);
+    Message {
+        id,
+        room_id: room,
+        kind: kind.unwrap_or_default(),
+        sender_id,
+        content: if deleted { None } else { content },
+        user_ids: user_ids.unwrap_or_default(),
+        deleted,
+        sent_at: sent_at.map_or(0, |t| t.0),
+        client_message_id,
+    }
+}

@@ -1,0 +1,99 @@
+//! Appending events to a room's subject in the JetStream log, and only there: the edge never
+//! writes a projection itself.
+
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::Context;
+use chat_schemas::{encode, Envelope, EventLog, RoomId};
+
+/// An append did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// The room's log moved past the expected sequence: someone else wrote first.
+    #[error("the room changed concurrently")]
+    Conflict,
+    /// JetStream did not store the event.
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Where an appended event landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its stream sequence, which is also its message id.
+    pub sequence: u64,
+    /// JetStream had already stored an event with the same deduplication id; `sequence` is
+    /// that earlier event's.
+    pub duplicate: bool,
+}
+
+/// Appends events to the log and reads the position of a room's latest event.
+pub struct EventWriter {
+    jetstream: Context,
+    stream: Stream,
+    log: EventLog,
+}
+
+impl EventWriter {
+    /// A writer for the log's stream, which must exist.
+    pub fn new(jetstream: Context, stream: Stream, log: EventLog) -> Self {
+        Self {
+            jetstream,
+            stream,
+            log,
+        }
+    }
+
+    /// Stores `envelope` on its room's subject and waits for JetStream's durable ack.
+    ///
+    /// `dedup_id` makes a retried append a no-op. With `expected_last`, the append only
+    /// happens if the room's latest stored event is still at that sequence (0: the room has no
+    /// events yet), which serialises membership changes without locks.
+    pub async fn append(
+        &self,
+        envelope: &Envelope,
+        dedup_id: &str,
+        expected_last: Option<u64>,
+    ) -> Result<Appended, AppendError> {
+        let payload = encode(envelope).map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        let mut publish = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(dedup_id);
+        if let Some(sequence) = expected_last {
+            publish = publish.expected_last_subject_sequence(sequence);
+        }
+        let subject = self.log.room_subject(&envelope.room_id);
+        let ack = self
+            .jetstream
+            .send_publish(subject, publish)
+            .await
+            .map_err(classify)?
+            .await
+            .map_err(classify)?;
+        Ok(Appended {
+            sequence: ack.sequence,
+            duplicate: ack.duplicate,
+        })
+    }
+
+    /// The sequence of the room's latest stored event, 0 when it has none.
+    pub async fn last_sequence(&self, room: RoomId) -> Result<u64, AppendError> {
+        match self
+            .stream
+            .direct_get_last_for_subject(self.log.room_subject(&room))
+            .await
+        {
+            Ok(message) => Ok(message.sequence),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
+            Err(e) => Err(AppendError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+fn classify(error: async_nats::jetstream::context::PublishError) -> AppendError {
+    match error.kind() {
+        PublishErrorKind::WrongLastSequence => AppendError::Conflict,
+        _ => AppendError::Unavailable(error.to_string()),
+    }
+}

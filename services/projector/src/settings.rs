@@ -1,0 +1,184 @@
+//! The projector's settings: the shared sections plus `[projector]`.
+//!
+//! Every `[projector]` key has a default ([`ProjectorSettings::default`]), so the section may be
+//! left out; `CHAT_PROJECTOR__<KEY>` environment variables override single keys.
+
+use std::time::Duration;
+
+use chat_platform::settings::{self, CassandraSettings, LogSettings, NatsSettings, SettingsError};
+use serde::Deserialize;
+
+/// Everything the projector reads from configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// How it logs.
+    pub log: LogSettings,
+    /// Where the event log is.
+    pub nats: NatsSettings,
+    /// Where the projections are.
+    pub cassandra: CassandraSettings,
+    /// How it consumes and applies the log.
+    #[serde(default)]
+    pub projector: ProjectorSettings,
+}
+
+impl Settings {
+    /// Defaults, then `CHAT_CONFIG`, then `CHAT_*` environment variables.
+    pub fn load() -> Result<Self, SettingsError> {
+        settings::load("")
+    }
+}
+
+/// The `[projector]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ProjectorSettings {
+    /// Durable consumer name, `projector_progress` key and progress subject token: one name per
+    /// projection, with one running instance each.
+    pub name: String,
+    /// Most events fetched and applied as one batch; also the consumer's `max_ack_pending`, so
+    /// redeliveries after a crash come back in order.
+    pub batch_size: usize,
+    /// How long one pull waits for the first event when the log is idle; bounds shutdown delay.
+    pub fetch_wait_ms: u64,
+    /// Most Cassandra statements in flight at once.
+    pub max_in_flight: usize,
+    /// Length of a history time bucket (`messages` partition), in seconds.
+    pub bucket_seconds: u64,
+    /// How long JetStream waits for an ack before redelivering.
+    pub ack_wait_ms: u64,
+    /// Most rooms whose state is cached between batches; the cache is emptied beyond it.
+    pub cache_rooms: usize,
+}
+
+impl Default for ProjectorSettings {
+    fn default() -> Self {
+        Self {
+            name: "projector".to_owned(),
+            batch_size: 256,
+            fetch_wait_ms: 100,
+            max_in_flight: 64,
+            bucket_seconds: 86_400,
+            ack_wait_ms: 10_000,
+            cache_rooms: 100_000,
+        }
+    }
+}
+
+/// A `[projector]` value outside what the projector can run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid [projector] setting {key}: {reason}")]
+pub struct InvalidSettings {
+    /// The offending key.
+    pub key: &'static str,
+    /// What is allowed.
+    pub reason: &'static str,
+}
+
+impl ProjectorSettings {
+    /// Checks every value against the bounds the projector relies on.
+    pub fn validate(&self) -> Result<(), InvalidSettings> {
+        let check = |ok: bool, key, reason| {
+            if ok {
+                Ok(())
+            } else {
+                Err(InvalidSettings { key, reason })
+            }
+        };
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        check(name_ok, "name", "1-64 characters of [A-Za-z0-9_-]")?;
+        check(
+            (1..=10_000).contains(&self.batch_size),
+            "batch_size",
+            "1 to 10000",
+        )?;
+        check(
+            (1..=30_000).contains(&self.fetch_wait_ms),
+            "fetch_wait_ms",
+            "1 to 30000",
+        )?;
+        check(
+            (1..=4_096).contains(&self.max_in_flight),
+            "max_in_flight",
+            "1 to 4096",
+        )?;
+        check(self.bucket_seconds >= 1, "bucket_seconds", "at least 1")?;
+        check(
+            (1_000..=600_000).contains(&self.ack_wait_ms),
+            "ack_wait_ms",
+            "1000 to 600000",
+        )?;
+        check(self.cache_rooms >= 1, "cache_rooms", "at least 1")
+    }
+
+    /// [`ProjectorSettings::fetch_wait_ms`] as a duration.
+    pub fn fetch_wait(&self) -> Duration {
+        Duration::from_millis(self.fetch_wait_ms)
+    }
+
+    /// [`ProjectorSettings::ack_wait_ms`] as a duration.
+    pub fn ack_wait(&self) -> Duration {
+        Duration::from_millis(self.ack_wait_ms)
+    }
+
+    /// [`ProjectorSettings::bucket_seconds`] in milliseconds, the unit of event times.
+    pub fn bucket_millis(&self) -> i64 {
+        i64::try_from(self.bucket_seconds.saturating_mul(1_000)).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(ProjectorSettings::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_bounds_values_name_their_key() {
+        let invalid = |s: ProjectorSettings| s.validate().map_err(|e| e.key);
+        let d = ProjectorSettings::default;
+        assert_eq!(
+            invalid(ProjectorSettings {
+                name: "a.b".into(),
+                ..d()
+            }),
+            Err("name")
+        );
+        assert_eq!(
+            invalid(ProjectorSettings {
+                batch_size: 0,
+                ..d()
+            }),
+            Err("batch_size")
+        );
+        assert_eq!(
+            invalid(ProjectorSettings {
+                max_in_flight: 0,
+                ..d()
+            }),
+            Err("max_in_flight")
+        );
+        assert_eq!(
+            invalid(ProjectorSettings {
+                bucket_seconds: 0,
+                ..d()
+            }),
+            Err("bucket_seconds")
+        );
+        assert_eq!(
+            invalid(ProjectorSettings {
+                ack_wait_ms: 10,
+                ..d()
+            }),
+            Err("ack_wait_ms")
+        );
+    }
+}

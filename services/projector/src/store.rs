@@ -1,0 +1,379 @@
+//! The projections in Cassandra: one prepared statement per kind of [`Write`], each stamped
+//! `USING TIMESTAMP` with the stream sequence of its event, and the reads the planner needs.
+
+use std::sync::Arc;
+
+use chat_schemas::cql::{self, InvalidKeyspace};
+use futures::stream::{self, StreamExt};
+use scylla::client::session::Session;
+use scylla::errors::{ExecutionError, IntoRowsResultError, MaybeFirstRowError, PrepareError};
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::CqlTimestamp;
+use uuid::Uuid;
+
+use crate::plan::{BucketStart, Op, Write};
+
+/// Cassandra refused or failed a statement.
+///
+/// The driver's errors are boxed: they are large, and results carrying them are everywhere.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The keyspace name is not a plain CQL name.
+    #[error(transparent)]
+    Keyspace(#[from] InvalidKeyspace),
+    /// A statement could not be prepared.
+    #[error("cannot prepare statement: {0}")]
+    Prepare(Box<PrepareError>),
+    /// A statement failed.
+    #[error("statement failed: {0}")]
+    Execute(Box<ExecutionError>),
+    /// A read returned something other than rows.
+    #[error("unexpected result: {0}")]
+    Rows(Box<IntoRowsResultError>),
+    /// A read returned rows of an unexpected shape.
+    #[error("unexpected row: {0}")]
+    Row(Box<MaybeFirstRowError>),
+}
+
+macro_rules! boxed_from {
+    ($($error:ty => $variant:ident),* $(,)?) => {$(
+        impl From<$error> for StoreError {
+            fn from(error: $error) -> Self {
+                Self::$variant(Box::new(error))
+            }
+        }
+    )*};
+}
+
+boxed_from! {
+    PrepareError => Prepare,
+    ExecutionError => Execute,
+    IntoRowsResultError => Rows,
+    MaybeFirstRowError => Row,
+}
+
+/// The prepared statements of one keyspace on one session.
+pub struct Store {
+    session: Arc<Session>,
+    create_room: PreparedStatement,
+    joined: PreparedStatement,
+    left: PreparedStatement,
+    message: PreparedStatement,
+    bucket_start: PreparedStatement,
+    last_message: PreparedStatement,
+    members_added: PreparedStatement,
+    member_removed: PreparedStatement,
+    message_deleted: PreparedStatement,
+    last_deleted: PreparedStatement,
+    event_seq: PreparedStatement,
+    client_message: PreparedStatement,
+    progress: PreparedStatement,
+    applied_seq: PreparedStatement,
+    latest_bucket: PreparedStatement,
+    bucket_at: PreparedStatement,
+    last_message_id: PreparedStatement,
+}
+
+impl Store {
+    /// Prepares every statement against `keyspace`, whose tables must exist.
+    pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
+        cql::validate_keyspace(keyspace)?;
+        let ks = keyspace;
+        let prepare = |cql: String| {
+            let session = Arc::clone(&session);
+            async move {
+                let mut statement = session.prepare(cql).await?;
+                statement.set_is_idempotent(true);
+                Ok::<_, StoreError>(statement)
+            }
+        };
+        Ok(Self {
+            create_room: prepare(format!(
+                "INSERT INTO {ks}.rooms (room_id, kind, name, created_by, created_at, members, \
+                 last_event_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            joined: prepare(format!(
+                "INSERT INTO {ks}.user_rooms (user_id, room_id, joined_at) VALUES (?, ?, ?) \
+                 USING TIMESTAMP ?"
+            ))
+            .await?,
+            left: prepare(format!(
+                "DELETE FROM {ks}.user_rooms USING TIMESTAMP ? WHERE user_id = ? AND room_id = ?"
+            ))
+            .await?,
+            message: prepare(format!(
+                "INSERT INTO {ks}.messages (room_id, bucket, message_id, kind, sender_id, content, \
+                 user_ids, deleted, sent_at, client_message_id) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            bucket_start: prepare(format!(
+                "INSERT INTO {ks}.room_buckets (room_id, first_message_id, bucket) \
+                 VALUES (?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            last_message: prepare(format!(
+                "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_event_seq = ?, updated_at = ?, \
+                 last_message_id = ?, last_sender_id = ?, last_content = ?, last_deleted = false, \
+                 last_sent_at = ? WHERE room_id = ?"
+            ))
+            .await?,
+            members_added: prepare(format!(
+                "UPDATE {ks}.rooms USING TIMESTAMP ? SET members = members + ?, \
+                 last_event_seq = ?, updated_at = ? WHERE room_id = ?"
+            ))
+            .await?,
+            member_removed: prepare(format!(
+                "UPDATE {ks}.rooms USING TIMESTAMP ? SET members = members - ?, \
+                 last_event_seq = ?, updated_at = ? WHERE room_id = ?"
+            ))
+            .await?,
+            message_deleted: prepare(format!(
+                "UPDATE {ks}.messages USING TIMESTAMP ? SET deleted = true, content = null \
+                 WHERE room_id = ? AND bucket = ? AND message_id = ?"
+            ))
+            .await?,
+            last_deleted: prepare(format!(
+                "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_deleted = true, last_content = null, \
+                 last_event_seq = ? WHERE room_id = ?"
+            ))
+            .await?,
+            event_seq: prepare(format!(
+                "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_event_seq = ? WHERE room_id = ?"
+            ))
+            .await?,
+            client_message: prepare(format!(
+                "INSERT INTO {ks}.client_messages (room_id, sender_id, client_message_id, \
+                 message_id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            progress: prepare(format!(
+                "INSERT INTO {ks}.projector_progress (projector, applied_seq) VALUES (?, ?) \
+                 USING TIMESTAMP ?"
+            ))
+            .await?,
+            applied_seq: prepare(format!(
+                "SELECT applied_seq FROM {ks}.projector_progress WHERE projector = ?"
+            ))
+            .await?,
+            latest_bucket: prepare(format!(
+                "SELECT first_message_id, bucket FROM {ks}.room_buckets WHERE room_id = ? LIMIT 1"
+            ))
+            .await?,
+            bucket_at: prepare(format!(
+                "SELECT first_message_id, bucket FROM {ks}.room_buckets \
+                 WHERE room_id = ? AND first_message_id <= ? LIMIT 1"
+            ))
+            .await?,
+            last_message_id: prepare(format!(
+                "SELECT last_message_id FROM {ks}.rooms WHERE room_id = ?"
+            ))
+            .await?,
+            session,
+        })
+    }
+
+    /// Applies one write; applying it again changes nothing.
+    pub async fn execute(&self, write: &Write) -> Result<(), StoreError> {
+        let Write { room, seq, ref op } = *write;
+        let ts = |millis: i64| CqlTimestamp(millis);
+        let session = &self.session;
+        match op {
+            Op::CreateRoom {
+                kind,
+                name,
+                created_by,
+                created_at,
+                members,
+            } => {
+                let values = (
+                    room,
+                    kind,
+                    name,
+                    created_by,
+                    ts(*created_at),
+                    members,
+                    seq,
+                    ts(*created_at),
+                    seq,
+                );
+                session.execute_unpaged(&self.create_room, values).await?
+            }
+            Op::Joined { user, at } => {
+                session
+                    .execute_unpaged(&self.joined, (user, room, ts(*at), seq))
+                    .await?
+            }
+            Op::Left { user } => {
+                session
+                    .execute_unpaged(&self.left, (seq, user, room))
+                    .await?
+            }
+            Op::Message {
+                bucket,
+                kind,
+                sender,
+                content,
+                user_ids,
+                sent_at,
+                client_message_id,
+            } => {
+                let values = (
+                    room,
+                    bucket,
+                    seq,
+                    kind.as_str(),
+                    sender,
+                    content,
+                    user_ids,
+                    ts(*sent_at),
+                    client_message_id,
+                    seq,
+                );
+                session.execute_unpaged(&self.message, values).await?
+            }
+            Op::BucketStart { bucket } => {
+                session
+                    .execute_unpaged(&self.bucket_start, (room, seq, bucket, seq))
+                    .await?
+            }
+            Op::LastMessage {
+                sender,
+                content,
+                at,
+            } => {
+                let values = (seq, seq, ts(*at), seq, sender, content, ts(*at), room);
+                session.execute_unpaged(&self.last_message, values).await?
+            }
+            Op::MembersAdded { users, at } => {
+                session
+                    .execute_unpaged(&self.members_added, (seq, users, seq, ts(*at), room))
+                    .await?
+            }
+            Op::MemberRemoved { user, at } => {
+                let removed = std::slice::from_ref(user);
+                session
+                    .execute_unpaged(&self.member_removed, (seq, removed, seq, ts(*at), room))
+                    .await?
+            }
+            Op::MessageDeleted { bucket, message_id } => {
+                session
+                    .execute_unpaged(&self.message_deleted, (seq, room, bucket, message_id))
+                    .await?
+            }
+            Op::LastDeleted => {
+                session
+                    .execute_unpaged(&self.last_deleted, (seq, seq, room))
+                    .await?
+            }
+            Op::EventSeq => {
+                session
+                    .execute_unpaged(&self.event_seq, (seq, seq, room))
+                    .await?
+            }
+            Op::ClientMessage {
+                sender,
+                client_message_id,
+            } => {
+                session
+                    .execute_unpaged(
+                        &self.client_message,
+                        (room, sender, client_message_id, seq, seq),
+                    )
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    /// Applies `writes` with at most `max_in_flight` statements at a time and returns the ones
+    /// that failed, each with its error, for a retry.
+    pub async fn execute_all(
+        &self,
+        writes: Vec<Write>,
+        max_in_flight: usize,
+    ) -> Vec<(Write, StoreError)> {
+        stream::iter(writes)
+            .map(|write| async move {
+                let result = self.execute(&write).await;
+                result.err().map(|error| (write, error))
+            })
+            .buffer_unordered(max_in_flight.max(1))
+            .filter_map(|failed| async move { failed })
+            .collect()
+            .await
+    }
+
+    /// Records that `projector` has applied the log up to `applied_seq`; an older record never
+    /// overwrites a newer one.
+    pub async fn write_progress(
+        &self,
+        projector: &str,
+        applied_seq: i64,
+    ) -> Result<(), StoreError> {
+        self.session
+            .execute_unpaged(&self.progress, (projector, applied_seq, applied_seq))
+            .await?;
+        Ok(())
+    }
+
+    /// How far `projector` has applied the log into this keyspace (0 before its first batch).
+    pub async fn applied_seq(&self, projector: &str) -> Result<u64, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.applied_seq, (projector,))
+            .await?;
+        let row = result
+            .into_rows_result()?
+            .maybe_first_row::<(Option<i64>,)>()?;
+        Ok(row
+            .and_then(|(seq,)| seq)
+            .and_then(|seq| u64::try_from(seq).ok())
+            .unwrap_or(0))
+    }
+
+    /// The room's newest bucket start.
+    pub async fn latest_bucket(&self, room: Uuid) -> Result<Option<BucketStart>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.latest_bucket, (room,))
+            .await?;
+        bucket_row(result)
+    }
+
+    /// The start of the bucket that holds `message_id`: the newest start at or before it.
+    pub async fn bucket_at(
+        &self,
+        room: Uuid,
+        message_id: i64,
+    ) -> Result<Option<BucketStart>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.bucket_at, (room, message_id))
+            .await?;
+        bucket_row(result)
+    }
+
+    /// The room's latest CHAT as recorded in `rooms`.
+    pub async fn last_message_id(&self, room: Uuid) -> Result<Option<i64>, StoreError> {
+        let result = self
+            .session
+            .execute_unpaged(&self.last_message_id, (room,))
+            .await?;
+        let row = result
+            .into_rows_result()?
+            .maybe_first_row::<(Option<i64>,)>()?;
+        Ok(row.and_then(|(id,)| id))
+    }
+}
+
+fn bucket_row(
+    result: scylla::response::query_result::QueryResult,
+) -> Result<Option<BucketStart>, StoreError> {
+    let row = result.into_rows_result()?.maybe_first_row::<(i64, i32)>()?;
+    Ok(row.map(|(first_message_id, bucket)| BucketStart {
+        first_message_id,
+        bucket,
+    }))
+}

@@ -1,0 +1,202 @@
+//! A whole system for one test: the test's [`TestEnv`], a projector and an edge serving HTTP on
+//! a random port, all in this process, plus an HTTP client speaking for any user.
+
+use std::future::Future;
+
+use reqwest::Method;
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use crate::TestEnv;
+
+/// A running edge and projector over a fresh environment.
+pub struct TestApp {
+    /// The environment (stream, keyspace, Redis prefix) the services use.
+    pub env: TestEnv,
+    /// `http://127.0.0.1:PORT` of the edge.
+    pub base_url: String,
+    /// The edge's settings, for starting more edges or minting tokens.
+    pub edge_settings: edge::Settings,
+    http: reqwest::Client,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Starts a projector and an edge with default limits.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a projector and an edge whose settings `configure` may adjust first.
+    pub async fn start_with(configure: impl FnOnce(&mut edge::Settings)) -> Self {
+        let env = TestEnv::new().await;
+        let mut edge_settings =
+            edge::Settings::load().unwrap_or_else(|e| panic!("edge settings: {e}"));
+        edge_settings.nats = env.nats_settings.clone();
+        edge_settings.cassandra = env.cassandra_settings.clone();
+        edge_settings.edge.listen = "127.0.0.1:0".into();
+        configure(&mut edge_settings);
+
+        let mut app = Self {
+            env,
+            base_url: String::new(),
+            edge_settings,
+            http: reqwest::Client::new(),
+            tasks: Vec::new(),
+        };
+        app.tasks.push(app.spawn_projector());
+        let (url, task) = app.spawn_edge().await;
+        app.base_url = url;
+        app.tasks.push(task);
+        app
+    }
+
+    /// Starts the projector on this environment in the background.
+    fn spawn_projector(&self) -> JoinHandle<()> {
+        let mut settings =
+            projector::Settings::load().unwrap_or_else(|e| panic!("projector settings: {e}"));
+        settings.nats = self.env.nats_settings.clone();
+        settings.cassandra = self.env.cassandra_settings.clone();
+        spawn_logged(
+            "projector",
+            projector::run(settings, std::future::pending()),
+        )
+    }
+
+    /// Starts another edge on the same environment; returns its base URL.
+    pub async fn spawn_edge(&self) -> (String, JoinHandle<()>) {
+        let state = edge::AppState::connect(&self.edge_settings)
+            .await
+            .unwrap_or_else(|e| panic!("edge start: {e}"));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("local addr: {e}"));
+        let router = state.router();
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                eprintln!("edge stopped: {e}");
+            }
+        });
+        (format!("http://{addr}"), task)
+    }
+
+    /// A valid token for `user`.
+    pub fn token(&self, user: &str) -> String {
+        let user = chat_schemas::UserId::parse(user).unwrap_or_else(|e| panic!("{user}: {e}"));
+        edge::auth::mint(
+            &self.edge_settings.jwt_secret,
+            &user,
+            std::time::Duration::from_secs(600),
+        )
+        .unwrap_or_else(|e| panic!("mint: {e}"))
+    }
+
+    /// Calls the API as `user` (no token when `None`) on this app's edge.
+    pub async fn call(
+        &self,
+        method: Method,
+        user: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.call_at(&self.base_url, method, user, path, body).await
+    }
+
+    /// Calls the API as `user` on the edge at `base_url`.
+    pub async fn call_at(
+        &self,
+        base_url: &str,
+        method: Method,
+        user: Option<&str>,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{base_url}{path}"));
+        if let Some(user) = user {
+            request = request.bearer_auth(self.token(user));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        send(request).await
+    }
+
+    /// Sends a prepared request (for raw bodies or custom headers).
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.base_url))
+    }
+
+    /// `GET` as `user`.
+    pub async fn get(&self, user: &str, path: &str) -> (u16, Value) {
+        self.call(Method::GET, Some(user), path, None).await
+    }
+
+    /// `POST` a JSON body as `user`.
+    pub async fn post(&self, user: &str, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::POST, Some(user), path, Some(body)).await
+    }
+
+    /// `DELETE` as `user`.
+    pub async fn delete(&self, user: &str, path: &str) -> (u16, Value) {
+        self.call(Method::DELETE, Some(user), path, None).await
+    }
+
+    /// How many events the test's stream holds.
+    pub async fn stream_len(&self) -> u64 {
+        let mut stream = self
+            .env
+            .jetstream
+            .get_stream(self.env.log.stream_name())
+            .await
+            .unwrap_or_else(|e| panic!("stream: {e}"));
+        stream
+            .info()
+            .await
+            .unwrap_or_else(|e| panic!("stream info: {e}"))
+            .state
+            .messages
+    }
+}
+
+/// Sends a request and returns the status and the JSON body (`Null` when empty).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request failed: {e}"));
+    let status = response.status().as_u16();
+    let bytes = response
+        .bytes()
+        .await
+        .unwrap_or_else(|e| panic!("response body: {e}"));
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("response is not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, body)
+}
+
+fn spawn_logged<E: std::fmt::Display>(
+    name: &'static str,
+    service: impl Future<Output = Result<(), E>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = service.await {
+            eprintln!("{name} stopped: {e}");
+        }
+    })
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

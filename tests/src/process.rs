@@ -1,0 +1,98 @@
+//! Service binaries run as real processes, for tests about more than one process.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::TestEnv;
+
+/// A service binary running as a child process; killed when dropped.
+pub struct ServiceProcess {
+    child: Child,
+    /// `http://127.0.0.1:PORT` when the service serves HTTP.
+    pub url: String,
+}
+
+impl ServiceProcess {
+    /// Starts the workspace binary `name` (built by `cargo build`) against `env`, with `extra`
+    /// environment variables, and waits until `/healthz` answers when it serves HTTP.
+    pub fn start(name: &str, env: &TestEnv, extra: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut command = Command::new(binary(name));
+        command
+            .envs(env.service_env())
+            .env("CHAT_EDGE__LISTEN", format!("127.0.0.1:{port}"))
+            .envs(extra.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let process = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        if name == "edge" {
+            process.wait_healthy();
+        }
+        process
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let address = self.url.trim_start_matches("http://").to_owned();
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&address).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} did not start listening", self.url);
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks the process to stop (SIGTERM) and waits for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child
+            .wait()
+            .unwrap_or_else(|e| panic!("wait for {pid}: {e}"))
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The path of a workspace binary next to the test executable (`target/<profile>/<name>`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current exe: {e}"));
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap_or_else(|| panic!("unexpected test binary location {}", exe.display()));
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}

@@ -1,0 +1,379 @@
+//! Messages over the HTTP API against the real servers: sending, idempotent resends, history
+//! pages across time buckets, deletes, validation, and read-your-writes across edge processes.
+
+use chat_schemas::{encode, ChatEvent, Envelope, RoomId, Timestamp, UserId};
+use chat_tests::{send, ServiceProcess, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().expect("error code")
+}
+
+async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
+    let (status, room) = app
+        .post(
+            creator,
+            "/api/rooms",
+            json!({"type": "GROUP", "name": "g", "userIds": others}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    room["roomId"].as_str().expect("id").to_owned()
+}
+
+async fn page(app: &TestApp, user: &str, room: &str, query: &str) -> (Vec<Value>, Value) {
+    let (status, body) = app
+        .get(user, &format!("/api/rooms/{room}/messages{query}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (
+        body["messages"].as_array().expect("messages").clone(),
+        body["nextBefore"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn a_sent_message_is_answered_and_in_history() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &["bob"]).await;
+    let (status, message) = app
+        .post(
+            "alice",
+            &format!("/api/rooms/{room}/messages"),
+            json!({"content": "안녕 👋"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{message}");
+    assert_eq!(message["type"], "CHAT");
+    assert_eq!(message["roomId"], room.as_str());
+    assert_eq!(message["senderId"], "alice");
+    assert_eq!(message["content"], "안녕 👋");
+    assert_eq!(message["deleted"], false);
+    assert!(message["messageId"]
+        .as_str()
+        .is_some_and(|id| id.parse::<u64>().is_ok()));
+    assert!(message["sentAt"].as_str().is_some_and(|t| t.ends_with('Z')));
+
+    let (entries, next) = page(&app, "bob", &room, "").await;
+    assert_eq!(entries[0], message);
+    assert_eq!(next, Value::Null);
+    let (_, shown) = app.get("bob", &format!("/api/rooms/{room}")).await;
+    assert_eq!(shown["lastMessage"], message);
+}
+
+#[tokio::test]
+async fn a_resend_with_the_same_client_message_id_is_one_message() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &["bob"]).await;
+    let path = format!("/api/rooms/{room}/messages");
+    let body = json!({"content": "once", "clientMessageId": "c-42"});
+    let (first_status, first) = app.post("alice", &path, body.clone()).await;
+    let (again_status, again) = app.post("alice", &path, body.clone()).await;
+    assert_eq!((first_status, again_status), (201, 200));
+    assert_eq!(first["messageId"], again["messageId"]);
+    assert_eq!(again["clientMessageId"], "c-42");
+
+    let (status, _) = app.post("bob", &path, body).await;
+    assert_eq!(status, 201, "another sender's id is another message");
+    let (entries, _) = page(&app, "alice", &room, "").await;
+    assert_eq!(entries.iter().filter(|e| e["type"] == "CHAT").count(), 2);
+}
+
+#[tokio::test]
+async fn parallel_resends_make_one_message() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &[]).await;
+    let path = format!("/api/rooms/{room}/messages");
+    let body = json!({"content": "race", "clientMessageId": "same"});
+    let answers =
+        futures::future::join_all((0..5).map(|_| app.post("alice", &path, body.clone()))).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(_, m)| m["messageId"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 201).count(), 1);
+}
+
+#[tokio::test]
+async fn invalid_messages_are_refused_without_appending() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &[]).await;
+    let path = format!("/api/rooms/{room}/messages");
+    let before = app.stream_len().await;
+    let cases = [
+        (json!({"content": ""}), 400, "EMPTY_CONTENT"),
+        (json!({"content": "  \n "}), 400, "EMPTY_CONTENT"),
+        (
+            json!({"content": "x".repeat(4001)}),
+            413,
+            "CONTENT_TOO_LARGE",
+        ),
+        (
+            json!({"content": "x", "clientMessageId": ""}),
+            400,
+            "INVALID_CLIENT_MESSAGE_ID",
+        ),
+        (
+            json!({"content": "x", "clientMessageId": "c".repeat(65)}),
+            400,
+            "INVALID_CLIENT_MESSAGE_ID",
+        ),
+        (json!({"content": 5}), 400, "BAD_REQUEST"),
+        (json!({}), 400, "BAD_REQUEST"),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = app.post("alice", &path, body.clone()).await;
+        assert_eq!((got, error_code(&answer)), (status, code), "{body}");
+    }
+    let (status, answer) = send(
+        app.request(Method::POST, &path)
+            .bearer_auth(app.token("alice"))
+            .header("content-type", "application/json")
+            .body(format!("{{\"content\":\"{}\"}}", "x".repeat(70_000))),
+    )
+    .await;
+    assert_eq!((status, error_code(&answer)), (413, "BODY_TOO_LARGE"));
+    assert_eq!(app.stream_len().await, before);
+
+    let (status, _) = app
+        .post("alice", &path, json!({"content": "가".repeat(4000)}))
+        .await;
+    assert_eq!(status, 201, "the limit counts characters, not bytes");
+}
+
+#[tokio::test]
+async fn history_pages_newest_first() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &["bob"]).await;
+    let path = format!("/api/rooms/{room}/messages");
+    for i in 0..120 {
+        let (status, _) = app
+            .post("alice", &path, json!({"content": format!("m{i}")}))
+            .await;
+        assert_eq!(status, 201);
+    }
+    let mut seen = Vec::new();
+    let mut query = "?limit=50".to_owned();
+    let mut sizes = Vec::new();
+    loop {
+        let (entries, next) = page(&app, "bob", &room, &query).await;
+        sizes.push(entries.len());
+        seen.extend(entries);
+        match next.as_str() {
+            Some(cursor) => query = format!("?limit=50&before={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [50, 50, 21]);
+    let contents: Vec<&str> = seen.iter().filter_map(|e| e["content"].as_str()).collect();
+    let expected: Vec<String> = (0..120).rev().map(|i| format!("m{i}")).collect();
+    assert_eq!(contents, expected);
+    assert_eq!(seen.last().expect("entries")["type"], "INVITE");
+    let ids: Vec<u64> = seen
+        .iter()
+        .map(|e| {
+            e["messageId"]
+                .as_str()
+                .expect("id")
+                .parse()
+                .expect("numeric")
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "strictly newest first");
+}
+
+#[tokio::test]
+async fn bad_cursors_and_limits_are_400() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &[]).await;
+    for (query, code) in [
+        ("?limit=0", "INVALID_LIMIT"),
+        ("?limit=101", "INVALID_LIMIT"),
+        ("?limit=ten", "INVALID_LIMIT"),
+        ("?limit=-1", "INVALID_LIMIT"),
+        ("?before=abc", "INVALID_CURSOR"),
+        ("?before=0", "INVALID_CURSOR"),
+        ("?before=-5", "INVALID_CURSOR"),
+    ] {
+        let (status, body) = app
+            .get("alice", &format!("/api/rooms/{room}/messages{query}"))
+            .await;
+        assert_eq!((status, error_code(&body)), (400, code), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn pages_cross_time_buckets() {
+    let app = TestApp::start().await;
+    let room_text = group(&app, "alice", &["bob"]).await;
+    let room: RoomId = room_text.parse().expect("room id");
+    let alice = UserId::parse("alice").expect("valid");
+    let day = 86_400_000;
+    let start = Timestamp::now().millis();
+    // Ten messages over five days, one of them stamped by an edge whose clock lags a day.
+    let offsets = [0, 0, 1, 1, 2, 1, 3, 3, 4, 4];
+    for (i, offset) in offsets.iter().enumerate() {
+        let mut envelope = Envelope::new(
+            room,
+            alice.clone(),
+            ChatEvent::Chat {
+                content: format!("d{i}"),
+                client_message_id: None,
+            },
+        );
+        envelope.at = Timestamp(start + offset * day);
+        app.env
+            .jetstream
+            .publish(
+                app.env.log.room_subject(&room),
+                encode(&envelope).expect("encode").into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        (all, _) = page(&app, "bob", &room_text, "?limit=100").await;
+        if all.len() == 11 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(all.len(), 11);
+
+    let mut paged = Vec::new();
+    let mut query = "?limit=3".to_owned();
+    loop {
+        let (entries, next) = page(&app, "bob", &room_text, &query).await;
+        paged.extend(entries);
+        match next.as_str() {
+            Some(cursor) => query = format!("?limit=3&before={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let contents: Vec<&str> = paged.iter().filter_map(|e| e["content"].as_str()).collect();
+    assert_eq!(
+        contents,
+        ["d9", "d8", "d7", "d6", "d5", "d4", "d3", "d2", "d1", "d0"]
+    );
+
+    let buckets = app
+        .env
+        .cassandra
+        .query_unpaged(
+            format!(
+                "SELECT bucket FROM {}.room_buckets WHERE room_id = ?",
+                app.env.id
+            ),
+            (room.as_uuid(),),
+        )
+        .await
+        .expect("query")
+        .into_rows_result()
+        .expect("rows")
+        .rows_num();
+    assert_eq!(buckets, 5, "one bucket per day, none going backwards");
+}
+
+#[tokio::test]
+async fn only_the_sender_deletes_for_everyone() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &["bob"]).await;
+    let (_, message) = app
+        .post(
+            "alice",
+            &format!("/api/rooms/{room}/messages"),
+            json!({"content": "oops"}),
+        )
+        .await;
+    let id = message["messageId"].as_str().expect("id");
+    let path = format!("/api/rooms/{room}/messages/{id}");
+
+    let (status, body) = app.delete("bob", &path).await;
+    assert_eq!((status, error_code(&body)), (403, "NOT_THE_SENDER"));
+    let (status, tombstone) = app.delete("alice", &path).await;
+    assert_eq!(status, 200, "{tombstone}");
+    assert_eq!(tombstone["deleted"], true);
+    assert_eq!(tombstone["content"], Value::Null);
+    assert_eq!(tombstone["messageId"], id);
+
+    let (entries, _) = page(&app, "bob", &room, "").await;
+    assert_eq!(entries[0], tombstone);
+    let (_, list) = app.get("bob", "/api/rooms").await;
+    assert_eq!(list["rooms"][0]["lastMessage"]["deleted"], true);
+    assert_eq!(list["rooms"][0]["lastMessage"]["content"], Value::Null);
+
+    let events = app.stream_len().await;
+    let (status, again) = app.delete("alice", &path).await;
+    assert_eq!((status, &again), (200, &tombstone));
+    assert_eq!(
+        app.stream_len().await,
+        events,
+        "a repeated delete appends nothing"
+    );
+
+    for missing in ["999999", "abc"] {
+        let (status, body) = app
+            .delete("alice", &format!("/api/rooms/{room}/messages/{missing}"))
+            .await;
+        assert_eq!((status, error_code(&body)), (404, "MESSAGE_NOT_FOUND"));
+    }
+    let invite_id = entries.last().expect("invite entry")["messageId"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, body) = app
+        .delete("alice", &format!("/api/rooms/{room}/messages/{invite_id}"))
+        .await;
+    assert_eq!((status, error_code(&body)), (409, "NOT_DELETABLE"));
+}
+
+#[tokio::test]
+async fn writes_on_one_edge_process_are_read_on_another() {
+    let app = TestApp::start().await;
+    let a = ServiceProcess::start("edge", &app.env, &[]);
+    let b = ServiceProcess::start("edge", &app.env, &[]);
+    let (status, room) = app
+        .call_at(
+            &a.url,
+            Method::POST,
+            Some("alice"),
+            "/api/rooms",
+            Some(json!({"type": "GROUP", "name": "g", "userIds": ["bob"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let id = room["roomId"].as_str().expect("id");
+    for i in 0..20 {
+        let (writer, reader) = if i % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let (status, sent) = app
+            .call_at(
+                &writer.url,
+                Method::POST,
+                Some("alice"),
+                &format!("/api/rooms/{id}/messages"),
+                Some(json!({"content": format!("m{i}")})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let (status, body) = app
+            .call_at(
+                &reader.url,
+                Method::GET,
+                Some("bob"),
+                &format!("/api/rooms/{id}/messages?limit=1"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body["messages"][0]["messageId"], sent["messageId"],
+            "write {i}"
+        );
+    }
+}

@@ -1,0 +1,400 @@
+//! STOMP over WebSocket across two edge processes, against the real servers.
+
+use std::time::Duration;
+
+use chat_tests::stomp::StompClient;
+use chat_tests::{ServiceProcess, TestApp};
+use edge::stomp::{Command, Frame};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+struct Cluster {
+    app: TestApp,
+    a: ServiceProcess,
+    b: ServiceProcess,
+}
+
+async fn cluster() -> Cluster {
+    let app = TestApp::start().await;
+    let a = ServiceProcess::start("edge", &app.env, &[]);
+    let b = ServiceProcess::start("edge", &app.env, &[]);
+    Cluster { app, a, b }
+}
+
+impl Cluster {
+    async fn room(&self, kind: &str, creator: &str, others: &[&str]) -> String {
+        let body = if kind == "DIRECT" {
+            json!({"type": "DIRECT", "userIds": others})
+        } else {
+            json!({"type": "GROUP", "name": "g", "userIds": others})
+        };
+        let (status, room) = self.app.post(creator, "/api/rooms", body).await;
+        assert!(status == 201 || status == 200, "{room}");
+        room["roomId"].as_str().expect("id").to_owned()
+    }
+
+    async fn client(&self, on_a: bool, user: &str) -> StompClient {
+        let url = if on_a { &self.a.url } else { &self.b.url };
+        StompClient::connect(url, &self.app.token(user)).await
+    }
+}
+
+fn send_frame(room: &str, content: &str, receipt: &str) -> Frame {
+    Frame::new(Command::Send)
+        .with_header("destination", format!("/pub/rooms/{room}/messages"))
+        .with_header("receipt", receipt)
+        .with_header("content-type", "application/json")
+        .with_body(json!({"content": content}).to_string())
+}
+
+fn code(error: &Frame) -> String {
+    error
+        .header("message")
+        .expect("message header")
+        .split(':')
+        .next()
+        .expect("code")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn alice_and_bob_chat_across_two_edges() {
+    let c = cluster().await;
+    for (kind, others) in [("DIRECT", vec!["bob"]), ("GROUP", vec!["bob", "carol"])] {
+        let room = c.room(kind, "alice", &others).await;
+        let destination = format!("/sub/rooms/{room}");
+        let mut alice = c.client(true, "alice").await;
+        let mut bob = c.client(false, "bob").await;
+        assert_eq!(alice.protocol.as_deref(), Some("v12.stomp"));
+        alice.subscribe("r", &destination, &[]).await;
+        bob.subscribe("r", &destination, &[]).await;
+        bob.subscribe("feed", "/sub/users/bob", &[]).await;
+
+        alice.send(send_frame(&room, "hello bob", "s1")).await;
+        alice.expect_receipt("s1").await;
+        let (frame, body) = alice.message().await;
+        assert_eq!(frame.header("content-type"), Some("application/json"));
+        assert_eq!(frame.header("subscription"), Some("r"));
+        assert_eq!(body["type"], "CHAT");
+        assert_eq!(body["content"], "hello bob");
+        assert_eq!(body["senderId"], "alice");
+        assert_eq!(body["roomId"], room.as_str());
+        assert_eq!(frame.header("message-id"), body["messageId"].as_str());
+
+        let mut on_b = [bob.message().await, bob.message().await];
+        on_b.sort_by_key(|(f, _)| f.header("subscription").map(str::to_owned));
+        assert_eq!(on_b[0].0.header("subscription"), Some("feed"));
+        assert_eq!(on_b[1].0.header("subscription"), Some("r"));
+        assert_eq!(on_b[0].1, body);
+        assert_eq!(on_b[1].1, body);
+    }
+}
+
+#[tokio::test]
+async fn a_retried_send_yields_one_message() {
+    let c = cluster().await;
+    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let mut alice = c.client(true, "alice").await;
+    alice
+        .subscribe("r", &format!("/sub/rooms/{room}"), &[])
+        .await;
+    let body = json!({"content": "once", "clientMessageId": "c1"}).to_string();
+    for receipt in ["x1", "x2"] {
+        alice
+            .send(
+                Frame::new(Command::Send)
+                    .with_header("destination", format!("/pub/rooms/{room}/messages"))
+                    .with_header("receipt", receipt)
+                    .with_body(body.clone()),
+            )
+            .await;
+        alice.expect_receipt(receipt).await;
+    }
+    let (_, first) = alice.message().await;
+    assert_eq!(first["content"], "once");
+    assert!(alice
+        .next_within(Duration::from_millis(500))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn invites_reach_the_invitees_feed_at_once() {
+    let c = cluster().await;
+    let mut carol = c.client(false, "carol").await;
+    carol.subscribe("feed", "/sub/users/carol", &[]).await;
+    let room = c.room("GROUP", "alice", &["carol"]).await;
+    let (_, created) = carol.message().await;
+    assert_eq!(created["type"], "INVITE");
+    assert_eq!(created["roomId"], room.as_str());
+    assert_eq!(created["inviterId"], "alice");
+
+    let group = c.room("GROUP", "alice", &["bob"]).await;
+    let (status, _) = c
+        .app
+        .post(
+            "bob",
+            &format!("/api/rooms/{group}/members"),
+            json!({"userIds": ["carol"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (frame, invite) = carol.message().await;
+    assert_eq!(invite["type"], "INVITE");
+    assert_eq!(invite["inviterId"], "bob");
+    assert_eq!(invite["userIds"], json!(["carol"]));
+    assert_eq!(frame.header("message-id"), invite["messageId"].as_str());
+}
+
+#[tokio::test]
+async fn leaving_ends_the_subscriptions_everywhere() {
+    let c = cluster().await;
+    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let destination = format!("/sub/rooms/{room}");
+    let mut phone = c.client(true, "bob").await;
+    let mut laptop = c.client(false, "bob").await;
+    phone.subscribe("r", &destination, &[]).await;
+    phone.subscribe("feed", "/sub/users/bob", &[]).await;
+    laptop.subscribe("r", &destination, &[]).await;
+
+    let (status, _) = c
+        .app
+        .call(
+            Method::DELETE,
+            Some("bob"),
+            &format!("/api/rooms/{room}/members/me"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    for device in [&mut phone, &mut laptop] {
+        let (_, leave) = device.message().await;
+        assert_eq!(
+            (leave["type"].as_str(), leave["userId"].as_str()),
+            (Some("LEAVE"), Some("bob"))
+        );
+    }
+    let (status, _) = c
+        .app
+        .post(
+            "alice",
+            &format!("/api/rooms/{room}/messages"),
+            json!({"content": "after"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(laptop
+        .next_within(Duration::from_millis(700))
+        .await
+        .is_none());
+    assert!(!laptop.is_closed(), "the connection stays open");
+
+    let other = c.room("DIRECT", "alice", &["bob"]).await;
+    let (status, _) = c
+        .app
+        .post(
+            "alice",
+            &format!("/api/rooms/{other}/messages"),
+            json!({"content": "dm"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut seen: Vec<Value> = Vec::new();
+    while let Some(frame) = phone.next_within(Duration::from_secs(2)).await {
+        seen.push(serde_json::from_slice(&frame.body).expect("json"));
+    }
+    assert!(
+        seen.iter().all(|m| m["roomId"] != room.as_str()),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|m| m["content"] == "dm"),
+        "the feed still works: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn resuming_with_since_delivers_exactly_the_missed_messages() {
+    let c = cluster().await;
+    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let path = format!("/api/rooms/{room}/messages");
+    let (_, last_seen) = c.app.post("alice", &path, json!({"content": "seen"})).await;
+    let since = last_seen["messageId"].as_str().expect("id").to_owned();
+    let mut expected = Vec::new();
+    for i in 0..100 {
+        let (status, sent) = c
+            .app
+            .post("alice", &path, json!({"content": format!("m{i}")}))
+            .await;
+        assert_eq!(status, 201);
+        expected.push(sent["messageId"].as_str().expect("id").to_owned());
+    }
+    let mut bob = c.client(false, "bob").await;
+    bob.subscribe(
+        "r",
+        &format!("/sub/rooms/{room}"),
+        &[("since", since.as_str())],
+    )
+    .await;
+    let live = c
+        .app
+        .call_at(
+            &c.a.url,
+            Method::POST,
+            Some("alice"),
+            &path,
+            Some(json!({"content": "live"})),
+        )
+        .await;
+    assert_eq!(live.0, 201);
+    expected.push(live.1["messageId"].as_str().expect("id").to_owned());
+
+    let mut got = Vec::new();
+    for _ in 0..expected.len() {
+        let (frame, body) = bob.message().await;
+        assert_eq!(frame.header("message-id"), body["messageId"].as_str());
+        got.push(body["messageId"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(got, expected);
+    assert!(
+        bob.next_within(Duration::from_millis(500)).await.is_none(),
+        "no duplicate at the seam"
+    );
+}
+
+#[tokio::test]
+async fn errors_close_only_the_offending_connection() {
+    let c = cluster().await;
+    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let mut bystander = c.client(true, "bob").await;
+    bystander
+        .subscribe("r", &format!("/sub/rooms/{room}"), &[])
+        .await;
+
+    let mut bad_token = StompClient::open(&c.a.url).await;
+    bad_token
+        .send(Frame::new(Command::Connect).with_header("Authorization", "Bearer nope"))
+        .await;
+    assert_eq!(code(&bad_token.error().await), "INVALID_TOKEN");
+
+    let cases: Vec<(Frame, &str)> = vec![
+        (
+            Frame::new(Command::Subscribe)
+                .with_header("id", "1")
+                .with_header("destination", format!("/sub/rooms/{room}")),
+            "NOT_A_MEMBER",
+        ),
+        (
+            Frame::new(Command::Subscribe)
+                .with_header("id", "1")
+                .with_header("destination", "/sub/users/alice"),
+            "FORBIDDEN",
+        ),
+        (
+            Frame::new(Command::Subscribe)
+                .with_header("id", "1")
+                .with_header("destination", "/topic/x"),
+            "UNKNOWN_DESTINATION",
+        ),
+        (
+            Frame::new(Command::Subscribe).with_header("destination", "/sub/users/mallory"),
+            "MISSING_HEADER",
+        ),
+        (
+            Frame::new(Command::Send)
+                .with_header("destination", format!("/pub/rooms/{room}/messages"))
+                .with_body("{\"content\":\"x\"}"),
+            "NOT_A_MEMBER",
+        ),
+    ];
+    for (frame, expected) in cases {
+        let mut mallory = c.client(false, "mallory").await;
+        mallory.send(frame).await;
+        assert_eq!(code(&mallory.error().await), expected);
+    }
+
+    let mut malformed = c.client(false, "bob").await;
+    malformed
+        .send_text("SUBSCRIBE\nid:1\ndestination:/sub/users/b\\tob\n\n\0".to_owned())
+        .await;
+    assert_eq!(code(&malformed.error().await), "MALFORMED_FRAME");
+
+    let mut oversize = c.client(false, "bob").await;
+    oversize
+        .send(send_frame(&room, &"x".repeat(70 * 1024), "big"))
+        .await;
+    assert_eq!(code(&oversize.error().await), "FRAME_TOO_LARGE");
+
+    let mut greedy = c.client(false, "bob").await;
+    for i in 0..64 {
+        greedy
+            .send(
+                Frame::new(Command::Subscribe)
+                    .with_header("id", i.to_string())
+                    .with_header("destination", "/sub/users/bob"),
+            )
+            .await;
+    }
+    greedy
+        .send(
+            Frame::new(Command::Subscribe)
+                .with_header("id", "65")
+                .with_header("destination", "/sub/users/bob"),
+        )
+        .await;
+    assert_eq!(code(&greedy.error().await), "TOO_MANY_SUBSCRIPTIONS");
+
+    let mut spammer = c.client(false, "bob").await;
+    for i in 0..60 {
+        spammer
+            .send(send_frame(&room, &format!("spam {i}"), &format!("s{i}")))
+            .await;
+    }
+    let mut last = spammer.next().await;
+    while last.command != Command::Error {
+        last = spammer.next().await;
+    }
+    assert_eq!(code(&last), "RATE_LIMITED");
+
+    let mut resumer = c.client(false, "bob").await;
+    resumer
+        .send(
+            Frame::new(Command::Subscribe)
+                .with_header("id", "1")
+                .with_header("destination", format!("/sub/rooms/{room}"))
+                .with_header("since", "999999"),
+        )
+        .await;
+    assert_eq!(code(&resumer.error().await), "UNKNOWN_SINCE");
+
+    let (status, sent) = c
+        .app
+        .post(
+            "alice",
+            &format!("/api/rooms/{room}/messages"),
+            json!({"content": "still here"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    loop {
+        let (_, body) = bystander.message().await;
+        if body["messageId"] == sent["messageId"] {
+            break;
+        }
+    }
+    assert!(!bystander.is_closed());
+}
+
+#[tokio::test]
+async fn an_edge_stops_gracefully_on_sigterm() {
+    let app = TestApp::start().await;
+    let mut edge = ServiceProcess::start("edge", &app.env, &[]);
+    let mut client = StompClient::connect(&edge.url, &app.token("alice")).await;
+    client.subscribe("feed", "/sub/users/alice", &[]).await;
+    let started = std::time::Instant::now();
+    let status = edge.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(client.next_within(Duration::from_secs(2)).await.is_none());
+    assert!(client.is_closed());
+}
