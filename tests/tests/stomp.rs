@@ -398,3 +398,61 @@ async fn an_edge_stops_gracefully_on_sigterm() {
     assert!(client.next_within(Duration::from_secs(2)).await.is_none());
     assert!(client.is_closed());
 }
+
+#[tokio::test]
+async fn resuming_past_the_logs_retention_reads_the_projection() {
+    let c = cluster().await;
+    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let path = format!("/api/rooms/{room}/messages");
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let (status, sent) = c
+            .app
+            .post("alice", &path, json!({"content": format!("m{i}")}))
+            .await;
+        assert_eq!(status, 201);
+        ids.push(sent["messageId"].as_str().expect("id").to_owned());
+    }
+    let (status, _) = c.app.delete("alice", &format!("{path}/{}", ids[3])).await;
+    assert_eq!(status, 200);
+    // Retention removed everything before m6 from the log: only Cassandra still has m1..m5.
+    let keep_from: u64 = ids[6].parse().expect("numeric");
+    let mut stream = c
+        .app
+        .env
+        .jetstream
+        .get_stream(c.app.env.log.stream_name())
+        .await
+        .expect("stream");
+    stream.purge().sequence(keep_from).await.expect("purge");
+    assert_eq!(
+        stream.info().await.expect("info").state.first_sequence,
+        keep_from
+    );
+
+    let mut bob = c.client(true, "bob").await;
+    bob.subscribe(
+        "r",
+        &format!("/sub/rooms/{room}"),
+        &[("since", ids[0].as_str())],
+    )
+    .await;
+    let mut got = Vec::new();
+    for _ in 0..10 {
+        let (_, body) = bob.message().await;
+        got.push(body);
+    }
+    let chats: Vec<&str> = got[..9]
+        .iter()
+        .map(|b| b["messageId"].as_str().expect("id"))
+        .collect();
+    assert_eq!(
+        chats,
+        ids[1..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(got[2]["content"], Value::Null, "m3 comes as its tombstone");
+    assert_eq!(got[2]["deleted"], true);
+    assert_eq!(got[4]["content"], "m5");
+    assert_eq!(got[9]["type"], "DELETE");
+    assert!(bob.next_within(Duration::from_millis(500)).await.is_none());
+}

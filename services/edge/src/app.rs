@@ -77,12 +77,12 @@ impl AppState {
         .await?;
         Ok(Arc::new(Self {
             auth,
-            store,
+            store: store.clone(),
             writer: EventWriter::new(jetstream, stream.clone(), log.clone()),
             progress,
             edge: settings.edge.clone(),
             hub: Hub::new(nats.clone(), log.clone()),
-            catch_up: CatchUp::new(stream, log.clone()),
+            catch_up: CatchUp::new(stream, log.clone(), store),
             feeds: UserFeeds::new(nats, log),
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),

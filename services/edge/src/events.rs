@@ -3,6 +3,7 @@
 use chat_schemas::{ChatEvent, Envelope, UserId};
 use serde_json::{json, Value};
 
+use crate::store::Message;
 use crate::views::rfc3339_millis;
 
 /// A stored room event, ready to deliver: its log position and its JSON body.
@@ -93,6 +94,55 @@ pub fn room_event(seq: u64, previous: u64, envelope: &Envelope) -> Option<RoomEv
         leaver,
         body: value.to_string(),
     })
+}
+
+/// A history entry from the projection as the room event clients would have received live.
+///
+/// Used to resume a client past the log's retention. DELETE events are not kept as entries: a
+/// deleted CHAT comes as its tombstone, `content` null and `deleted` true.
+pub fn from_history(message: &Message) -> RoomEvent {
+    let room_id = message.room_id.to_string();
+    let message_id = message.id.to_string();
+    let sender = message.sender_id.as_deref().unwrap_or_default();
+    let (kind, value) = match message.kind.as_str() {
+        "INVITE" => (
+            "INVITE",
+            json!({"type": "INVITE", "roomId": room_id, "messageId": message_id,
+                   "inviterId": sender, "userIds": message.user_ids}),
+        ),
+        "LEAVE" => (
+            "LEAVE",
+            json!({"type": "LEAVE", "roomId": room_id, "messageId": message_id, "userId": sender}),
+        ),
+        _ => {
+            let mut chat = json!({
+                "type": "CHAT",
+                "roomId": room_id,
+                "messageId": message_id,
+                "senderId": sender,
+                "content": message.content,
+                "sentAt": rfc3339_millis(message.sent_at),
+            });
+            if let Some(map) = chat.as_object_mut() {
+                if let Some(id) = &message.client_message_id {
+                    map.insert("clientMessageId".into(), id.clone().into());
+                }
+                if message.deleted {
+                    map.insert("deleted".into(), true.into());
+                }
+            }
+            ("CHAT", chat)
+        }
+    };
+    RoomEvent {
+        seq: u64::try_from(message.id).unwrap_or_default(),
+        previous: 0,
+        kind,
+        leaver: (kind == "LEAVE")
+            .then(|| UserId::parse(sender).ok())
+            .flatten(),
+        body: value.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,8 @@ pub struct Store {
     buckets_before: PreparedStatement,
     bucket_of: PreparedStatement,
     page: PreparedStatement,
+    page_after: PreparedStatement,
+    all_buckets: PreparedStatement,
     message: PreparedStatement,
     client_message: PreparedStatement,
     progress: PreparedStatement,
@@ -134,6 +136,16 @@ impl Store {
             page: prepare(format!(
                 "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
                  WHERE room_id = ? AND bucket = ? AND message_id < ? LIMIT ?"
+            ))
+            .await?,
+            page_after: prepare(format!(
+                "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
+                 WHERE room_id = ? AND bucket = ? AND message_id > ? \
+                 ORDER BY message_id ASC LIMIT ?"
+            ))
+            .await?,
+            all_buckets: prepare(format!(
+                "SELECT first_message_id, bucket FROM {keyspace}.room_buckets WHERE room_id = ?"
             ))
             .await?,
             message: prepare(format!(
@@ -264,6 +276,48 @@ impl Store {
                 }
             }
             if buckets.len() < BUCKETS_PER_READ as usize {
+                break;
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Up to `limit` history entries newer than `after`, oldest first: resuming a client from
+    /// the projection when the log no longer holds the events.
+    pub async fn history_after(
+        &self,
+        room: RoomId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let buckets: Vec<(i64, i32)> = self
+            .session
+            .execute_unpaged(&self.all_buckets, (room.as_uuid(),))
+            .await
+            .map_err(store_error)?
+            .into_rows_result()
+            .map_err(store_error)?
+            .rows::<(i64, i32)>()
+            .map_err(store_error)?
+            .collect::<Result<_, _>>()
+            .map_err(store_error)?;
+        // Newest first; keep the bucket holding `after` and every newer one, then go oldest first.
+        let holding = buckets.iter().position(|&(first, _)| first <= after);
+        let newer = holding.map_or(buckets.len(), |i| i + 1);
+        let mut messages = Vec::new();
+        for &(_, bucket) in buckets[..newer].iter().rev() {
+            let remaining = i32::try_from(limit - messages.len()).unwrap_or(i32::MAX);
+            let rows = self
+                .session
+                .execute_unpaged(&self.page_after, (room.as_uuid(), bucket, after, remaining))
+                .await
+                .map_err(store_error)?
+                .into_rows_result()
+                .map_err(store_error)?;
+            for row in rows.rows::<MessageRow>().map_err(store_error)? {
+                messages.push(message_from_row(room, row.map_err(store_error)?));
+            }
+            if messages.len() >= limit {
                 break;
             }
         }

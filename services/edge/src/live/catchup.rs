@@ -2,34 +2,80 @@
 //! filling a gap when a live event shows one was missed.
 
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use std::sync::Arc;
+
 use chat_schemas::{decode, EventLog, RoomId};
 
-use crate::events::{room_event, RoomEvent};
+use crate::events::{from_history, room_event, RoomEvent};
+use crate::store::Store;
 
 /// The log could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the event log: {0}")]
 pub struct CatchUpError(String);
 
-/// Reads stored room events directly from the stream.
+/// Reads stored room events from the stream, and from the projection for events the stream no
+/// longer holds (past its retention).
 pub struct CatchUp {
     stream: Stream,
     log: EventLog,
+    store: Arc<Store>,
 }
 
 impl CatchUp {
-    /// Reads from the log's stream.
-    pub fn new(stream: Stream, log: EventLog) -> Self {
-        Self { stream, log }
+    /// Reads from the log's stream and from `store`.
+    pub fn new(stream: Stream, log: EventLog, store: Arc<Store>) -> Self {
+        Self { stream, log, store }
     }
 
-    /// Whether `seq` is a stored event of `room`.
+    /// Whether `seq` is a stored event of `room`, in the log or, past its retention, in the
+    /// projection.
     pub async fn is_room_event(&self, room: RoomId, seq: u64) -> Result<bool, CatchUpError> {
         match self.stream.direct_get(seq).await {
             Ok(message) => Ok(message.subject.as_str() == self.log.room_subject(&room)),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                if seq >= self.first_sequence().await? {
+                    return Ok(false);
+                }
+                let id = i64::try_from(seq).map_err(|e| CatchUpError(e.to_string()))?;
+                let found = self.store.message(room, id).await;
+                Ok(found.map_err(|e| CatchUpError(e.to_string()))?.is_some())
+            }
             Err(e) => Err(CatchUpError(e.to_string())),
         }
+    }
+
+    /// The oldest sequence the stream still holds.
+    async fn first_sequence(&self) -> Result<u64, CatchUpError> {
+        let mut stream = self.stream.clone();
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| CatchUpError(e.to_string()))?;
+        Ok(info.state.first_sequence)
+    }
+
+    /// The next event after `after` from the projection, when the stream no longer holds it.
+    async fn next_from_projection(
+        &self,
+        room: RoomId,
+        after: u64,
+        until: u64,
+    ) -> Result<Option<RoomEvent>, CatchUpError> {
+        let first = self.first_sequence().await?;
+        if after + 1 >= first {
+            return Ok(None);
+        }
+        let after = i64::try_from(after).map_err(|e| CatchUpError(e.to_string()))?;
+        let entries = self
+            .store
+            .history_after(room, after, 1)
+            .await
+            .map_err(|e| CatchUpError(e.to_string()))?;
+        Ok(entries
+            .first()
+            .map(from_history)
+            .filter(|event| event.seq < first && event.seq <= until))
     }
 
     /// The sequence of the room's latest stored event, 0 when it has none.
@@ -53,6 +99,9 @@ impl CatchUp {
         after: u64,
         until: u64,
     ) -> Result<Option<RoomEvent>, CatchUpError> {
+        if let Some(event) = self.next_from_projection(room, after, until).await? {
+            return Ok(Some(event));
+        }
         let subject = self.log.room_subject(&room);
         let mut from = after + 1;
         while from <= until {
