@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use chat_schemas::{RoomId, RoomKind, UserId};
 use scylla::client::session::Session;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::serialize::row::SerializeRow;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use uuid::Uuid;
@@ -166,16 +168,59 @@ impl Store {
         })
     }
 
-    /// The room, or `None` when it does not exist.
-    pub async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
-        let result = self
-            .session
-            .execute_unpaged(&self.room, (id.as_uuid(),))
+    /// Every row a prepared read returns.
+    async fn select<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        T: for<'f> DeserializeRow<'f, 'f>,
+    {
+        self.session
+            .execute_unpaged(statement, values)
             .await
             .map_err(store_error)?
             .into_rows_result()
-            .map_err(store_error)?;
-        let Some(row) = result.maybe_first_row::<RoomRow>().map_err(store_error)? else {
+            .map_err(store_error)?
+            .rows::<T>()
+            .map_err(store_error)?
+            .collect::<Result<_, _>>()
+            .map_err(store_error)
+    }
+
+    /// The first row a prepared read returns, if any.
+    async fn select_one<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: for<'f> DeserializeRow<'f, 'f>,
+    {
+        Ok(self.select(statement, values).await?.into_iter().next())
+    }
+
+    /// History entries from a prepared page read.
+    async fn entries(
+        &self,
+        room: RoomId,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<Message>, StoreError> {
+        let rows: Vec<MessageRow> = self.select(statement, values).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| message_from_row(room, row))
+            .collect())
+    }
+
+    /// The room, or `None` when it does not exist.
+    pub async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError> {
+        let Some(row) = self
+            .select_one::<RoomRow>(&self.room, (id.as_uuid(),))
+            .await?
+        else {
             return Ok(None);
         };
         let (
@@ -217,18 +262,8 @@ impl Store {
 
     /// The ids of the rooms `user` is a member of.
     pub async fn user_room_ids(&self, user: &UserId) -> Result<Vec<RoomId>, StoreError> {
-        let result = self
-            .session
-            .execute_unpaged(&self.user_rooms, (user.as_str(),))
-            .await
-            .map_err(store_error)?
-            .into_rows_result()
-            .map_err(store_error)?;
-        result
-            .rows::<(Uuid,)>()
-            .map_err(store_error)?
-            .map(|row| row.map(|(id,)| RoomId::from(id)).map_err(store_error))
-            .collect()
+        let rows: Vec<(Uuid,)> = self.select(&self.user_rooms, (user.as_str(),)).await?;
+        Ok(rows.into_iter().map(|(id,)| RoomId::from(id)).collect())
     }
 
     /// Up to `limit` history entries older than `before` (all when `None`), newest first,
@@ -245,31 +280,15 @@ impl Store {
         let mut bucket_cursor = before;
         while messages.len() < limit {
             let buckets: Vec<(i64, i32)> = self
-                .session
-                .execute_unpaged(
+                .select(
                     &self.buckets_before,
                     (room.as_uuid(), bucket_cursor, BUCKETS_PER_READ),
                 )
-                .await
-                .map_err(store_error)?
-                .into_rows_result()
-                .map_err(store_error)?
-                .rows::<(i64, i32)>()
-                .map_err(store_error)?
-                .collect::<Result<_, _>>()
-                .map_err(store_error)?;
+                .await?;
             for &(first_id, bucket) in &buckets {
                 let remaining = i32::try_from(limit - messages.len()).unwrap_or(i32::MAX);
-                let rows = self
-                    .session
-                    .execute_unpaged(&self.page, (room.as_uuid(), bucket, before, remaining))
-                    .await
-                    .map_err(store_error)?
-                    .into_rows_result()
-                    .map_err(store_error)?;
-                for row in rows.rows::<MessageRow>().map_err(store_error)? {
-                    messages.push(message_from_row(room, row.map_err(store_error)?));
-                }
+                let page = (room.as_uuid(), bucket, before, remaining);
+                messages.extend(self.entries(room, &self.page, page).await?);
                 bucket_cursor = first_id;
                 if messages.len() >= limit {
                     break;
@@ -290,33 +309,15 @@ impl Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
-        let buckets: Vec<(i64, i32)> = self
-            .session
-            .execute_unpaged(&self.all_buckets, (room.as_uuid(),))
-            .await
-            .map_err(store_error)?
-            .into_rows_result()
-            .map_err(store_error)?
-            .rows::<(i64, i32)>()
-            .map_err(store_error)?
-            .collect::<Result<_, _>>()
-            .map_err(store_error)?;
+        let buckets: Vec<(i64, i32)> = self.select(&self.all_buckets, (room.as_uuid(),)).await?;
         // Newest first; keep the bucket holding `after` and every newer one, then go oldest first.
         let holding = buckets.iter().position(|&(first, _)| first <= after);
         let newer = holding.map_or(buckets.len(), |i| i + 1);
         let mut messages = Vec::new();
         for &(_, bucket) in buckets[..newer].iter().rev() {
             let remaining = i32::try_from(limit - messages.len()).unwrap_or(i32::MAX);
-            let rows = self
-                .session
-                .execute_unpaged(&self.page_after, (room.as_uuid(), bucket, after, remaining))
-                .await
-                .map_err(store_error)?
-                .into_rows_result()
-                .map_err(store_error)?;
-            for row in rows.rows::<MessageRow>().map_err(store_error)? {
-                messages.push(message_from_row(room, row.map_err(store_error)?));
-            }
+            let page = (room.as_uuid(), bucket, after, remaining);
+            messages.extend(self.entries(room, &self.page_after, page).await?);
             if messages.len() >= limit {
                 break;
             }
@@ -326,27 +327,15 @@ impl Store {
 
     /// One history entry by id.
     pub async fn message(&self, room: RoomId, id: i64) -> Result<Option<Message>, StoreError> {
-        let bucket = self
-            .session
-            .execute_unpaged(&self.bucket_of, (room.as_uuid(), id))
-            .await
-            .map_err(store_error)?
-            .into_rows_result()
-            .map_err(store_error)?
-            .maybe_first_row::<(i32,)>()
-            .map_err(store_error)?;
+        let bucket: Option<(i32,)> = self
+            .select_one(&self.bucket_of, (room.as_uuid(), id))
+            .await?;
         let Some((bucket,)) = bucket else {
             return Ok(None);
         };
-        let row = self
-            .session
-            .execute_unpaged(&self.message, (room.as_uuid(), bucket, id))
-            .await
-            .map_err(store_error)?
-            .into_rows_result()
-            .map_err(store_error)?
-            .maybe_first_row::<MessageRow>()
-            .map_err(store_error)?;
+        let row: Option<MessageRow> = self
+            .select_one(&self.message, (room.as_uuid(), bucket, id))
+            .await?;
         Ok(row.map(|row| message_from_row(room, row)))
     }
 
@@ -357,32 +346,18 @@ impl Store {
         sender: &UserId,
         client_message_id: &str,
     ) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .session
-            .execute_unpaged(
+        let row: Option<(Option<i64>,)> = self
+            .select_one(
                 &self.client_message,
                 (room.as_uuid(), sender.as_str(), client_message_id),
             )
-            .await
-            .map_err(store_error)?
-            .into_rows_result()
-            .map_err(store_error)?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(store_error)?;
+            .await?;
         Ok(row.and_then(|(id,)| id))
     }
 
     /// The highest log sequence the projector has applied (0 before its first batch).
     pub async fn applied_seq(&self, projector: &str) -> Result<u64, StoreError> {
-        let row = self
-            .session
-            .execute_unpaged(&self.progress, (projector,))
-            .await
-            .map_err(store_error)?
-            .into_rows_result()
-            .map_err(store_error)?
-            .maybe_first_row::<(Option<i64>,)>()
-            .map_err(store_error)?;
+        let row: Option<(Option<i64>,)> = self.select_one(&self.progress, (projector,)).await?;
         Ok(row
             .and_then(|(seq,)| seq)
             .and_then(|seq| u64::try_from(seq).ok())

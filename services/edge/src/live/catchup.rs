@@ -78,19 +78,6 @@ impl CatchUp {
             .filter(|event| event.seq < first && event.seq <= until))
     }
 
-    /// The sequence of the room's latest stored event, 0 when it has none.
-    pub async fn last(&self, room: RoomId) -> Result<u64, CatchUpError> {
-        match self
-            .stream
-            .direct_get_last_for_subject(self.log.room_subject(&room))
-            .await
-        {
-            Ok(message) => Ok(message.sequence),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
-            Err(e) => Err(CatchUpError(e.to_string())),
-        }
-    }
-
     /// The next stored event of `room` after sequence `after` that clients see, if any, up to
     /// and including `until`.
     pub async fn next(

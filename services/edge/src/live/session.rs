@@ -342,7 +342,7 @@ impl Session {
             .listen_room(room, self.conn, &self.mailbox)
             .await
             .map_err(unavailable)?;
-        let last = match self.state.catch_up.last(room).await {
+        let last = match self.state.writer.last_sequence(room).await {
             Ok(last) => last,
             Err(e) => {
                 self.state.hub.unlisten_room(&room, self.conn);
