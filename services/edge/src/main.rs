@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     let state = AppState::connect(&settings).await?;
-    let listener = tokio::net::TcpListener::bind(&settings.edge.listen)
+    let listener = listen(&settings.edge.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.edge.listen))?;
     tracing::info!(addr = %listener.local_addr()?, "edge listening");
@@ -63,4 +63,29 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     tracing::info!("edge stopped");
     Ok(())
+}
+
+/// Binds with a deep accept queue: std's default of 128 drops SYNs when thousands of clients
+/// reconnect at once after an edge restart.
+async fn listen(address: &str) -> std::io::Result<tokio::net::TcpListener> {
+    const BACKLOG: u32 = 4096;
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "address resolves to nothing",
+        )
+    }))
 }
