@@ -456,3 +456,36 @@ async fn resuming_past_the_logs_retention_reads_the_projection() {
     assert_eq!(got[9]["type"], "DELETE");
     assert!(bob.next_within(Duration::from_millis(500)).await.is_none());
 }
+
+#[tokio::test]
+async fn sends_accepted_before_disconnect_are_stored_and_answered_in_order() {
+    let c = cluster().await;
+    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let mut alice = c.client(true, "alice").await;
+    for i in 0..5 {
+        alice
+            .send(send_frame(&room, &format!("m{i}"), &format!("r{i}")))
+            .await;
+    }
+    alice
+        .send(Frame::new(Command::Disconnect).with_header("receipt", "bye"))
+        .await;
+    let mut receipts = Vec::new();
+    while let Some(frame) = alice.next_within(Duration::from_secs(10)).await {
+        assert_eq!(frame.command, Command::Receipt, "{frame:?}");
+        receipts.push(frame.header("receipt-id").expect("receipt-id").to_owned());
+    }
+    assert_eq!(receipts, ["r0", "r1", "r2", "r3", "r4", "bye"]);
+    assert!(alice.is_closed());
+    let (_, page) = c
+        .app
+        .get("bob", &format!("/api/rooms/{room}/messages"))
+        .await;
+    let contents: Vec<&str> = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(contents, ["m4", "m3", "m2", "m1", "m0"]);
+}

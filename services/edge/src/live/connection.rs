@@ -1,6 +1,7 @@
 //! The I/O of one WebSocket connection: bytes in through the STOMP parser, frames out one per
 //! WebSocket message, deliveries from the hub, heart-beats, limits and shutdown.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{ConnId, Mailbox};
-use super::session::{Flow, Session, StompError};
+use super::session::{Flow, SendJob, SendOutcome, Session, StompError};
 use crate::app::AppState;
 use crate::stomp::{Frame, Limits, Parsed, Parser, HEART_BEAT};
 
@@ -20,6 +21,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most SENDs one connection may have accepted but not yet stored (the rate limit keeps honest
+/// clients far below; a stalled projector must not let the queue grow without bound).
+const MAX_QUEUED_SENDS: usize = 256;
+
+/// How long a closing connection may take to store the SENDs it had accepted.
+const FINISH_SENDS_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// A SEND being stored.
+type Sending = std::pin::Pin<Box<dyn std::future::Future<Output = SendOutcome> + Send>>;
 
 /// Far enough in the future to mean "never" for a timer.
 const NEVER: Duration = Duration::from_secs(86_400 * 365);
@@ -45,6 +56,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
     let mut last_write = Instant::now();
     let mut out: Vec<Frame> = Vec::new();
     let mut items: Vec<Parsed> = Vec::new();
+    let mut sending: Option<Sending> = None;
+    let mut queued: VecDeque<SendJob> = VecDeque::new();
+    let mut disconnect_receipt: Option<String> = None;
 
     let reason = loop {
         let (send_every, expect_every) = session.heart_beats();
@@ -65,8 +79,14 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
                     Some(Ok(Message::Text(text))) => text.as_str().as_bytes().to_vec(),
                     Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Vec::new(),
-                    Some(Ok(Message::Close(_))) | None => break "client closed",
-                    Some(Err(_)) => break "connection error",
+                    Some(Ok(Message::Close(_))) | None => {
+                        close = Some(("client closed", None));
+                        Vec::new()
+                    }
+                    Some(Err(_)) => {
+                        close = Some(("connection error", None));
+                        Vec::new()
+                    }
                 };
                 items.clear();
                 let parsed = parser.feed(&bytes, &mut items);
@@ -74,7 +94,19 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
                     let Parsed::Frame(frame) = item else { continue };
                     match session.handle(frame, &mut out).await {
                         Ok(Flow::Continue) => {}
-                        Ok(Flow::Close) => { close = Some(("disconnected", None)); break; }
+                        Ok(Flow::Send(job)) if queued.len() < MAX_QUEUED_SENDS => queued.push_back(job),
+                        Ok(Flow::Send(_)) => {
+                            close = Some(("error", Some(StompError::new(
+                                "RATE_LIMITED",
+                                "too many messages waiting to be stored",
+                            ))));
+                            break;
+                        }
+                        Ok(Flow::Disconnect(receipt)) => {
+                            disconnect_receipt = receipt;
+                            close = Some(("disconnected", None));
+                            break;
+                        }
                         Err(e) => { close = Some(("error", Some(e))); break; }
                     }
                 }
@@ -82,6 +114,19 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
                     if let Err(e) = parsed {
                         close = Some(("error", Some(StompError::from(e))));
                     }
+                }
+            }
+            outcome = async {
+                match sending.as_mut() {
+                    Some(send) => send.await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                sending = None;
+                match outcome {
+                    Ok(Some(receipt)) => out.push(Frame::receipt(&receipt)),
+                    Ok(None) => {}
+                    Err(e) => close = Some(("error", Some(e))),
                 }
             }
             Some(delivery) = inbox.recv() => {
@@ -106,8 +151,24 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
             () = shutdown.cancelled() => close = Some(("edge shutting down", None)),
         }
 
-        if let Some((_, Some(error))) = &close {
-            out.push(error.frame());
+        if let Some((reason, error)) = close.take() {
+            // SENDs accepted before the connection ends are still stored and answered; a failed
+            // one is the error reported.
+            let failed = timeout(
+                FINISH_SENDS_TIMEOUT,
+                finish_sends(&session, &mut sending, &mut queued, &mut out),
+            )
+            .await
+            .unwrap_or(None);
+            let error = failed.or(error);
+            match (&error, disconnect_receipt.take()) {
+                (Some(error), _) => out.push(error.frame()),
+                (None, Some(receipt)) => out.push(Frame::receipt(&receipt)),
+                (None, None) => {}
+            }
+            close = Some((reason, error));
+        } else if sending.is_none() {
+            sending = queued.pop_front().map(|job| session.start_send(job));
         }
         let mut writes: Vec<Message> = out.drain(..).map(to_message).collect();
         if heart_beat && writes.is_empty() {
@@ -137,6 +198,29 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
     )
     .await;
     tracing::debug!(conn, reason, "connection closed");
+}
+
+/// Stores every SEND already accepted, in order, pushing their receipts; stops at the first
+/// failure and returns it.
+async fn finish_sends(
+    session: &Session,
+    sending: &mut Option<Sending>,
+    queued: &mut VecDeque<SendJob>,
+    out: &mut Vec<Frame>,
+) -> Option<StompError> {
+    loop {
+        let send = sending
+            .take()
+            .or_else(|| queued.pop_front().map(|job| session.start_send(job)))?;
+        match send.await {
+            Ok(Some(receipt)) => out.push(Frame::receipt(&receipt)),
+            Ok(None) => {}
+            Err(e) => {
+                queued.clear();
+                return Some(e);
+            }
+        }
+    }
 }
 
 fn to_message(frame: Frame) -> Message {

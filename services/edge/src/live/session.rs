@@ -72,13 +72,29 @@ impl From<FrameError> for StompError {
 }
 
 /// Whether the connection goes on after a frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flow {
     /// Keep reading.
     Continue,
-    /// Close the connection (after DISCONNECT).
-    Close,
+    /// A valid SEND: the connection runs it (in order with other SENDs) while it keeps reading
+    /// and delivering, then answers its receipt.
+    Send(SendJob),
+    /// DISCONNECT: finish the SENDs already accepted, answer this receipt, then close.
+    Disconnect(Option<String>),
 }
+
+/// A SEND that passed every check that needs no server, waiting to be stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendJob {
+    room: RoomId,
+    content: String,
+    client_message_id: Option<String>,
+    receipt: Option<String>,
+}
+
+/// What storing a SEND yields: the RECEIPT to answer (if one was asked for), or the error that
+/// ends the connection.
+pub type SendOutcome = Result<Option<String>, StompError>;
 
 /// What a subscription delivers.
 #[derive(Debug)]
@@ -181,12 +197,37 @@ impl Session {
             e.receipt = receipt.clone();
             e
         })?;
-        if let Some(receipt) = receipt {
-            if frame.command != Command::Connect && frame.command != Command::Stomp {
-                out.push(Frame::receipt(&receipt));
+        Ok(match flow {
+            Flow::Send(job) => Flow::Send(SendJob { receipt, ..job }),
+            Flow::Disconnect(_) => Flow::Disconnect(receipt),
+            Flow::Continue => {
+                let connecting = matches!(frame.command, Command::Connect | Command::Stomp);
+                if let (Some(receipt), false) = (receipt, connecting) {
+                    out.push(Frame::receipt(&receipt));
+                }
+                Flow::Continue
             }
-        }
-        Ok(flow)
+        })
+    }
+
+    /// Stores a SEND through the same path as the HTTP API; the future owns what it needs, so
+    /// the connection can go on reading and delivering while it runs.
+    pub fn start_send(
+        &self,
+        job: SendJob,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = SendOutcome> + Send>> {
+        let state = self.state.clone();
+        let user = self.user.clone();
+        Box::pin(async move {
+            let user = user.ok_or_else(|| StompError::new("PROTOCOL_ERROR", "not connected"))?;
+            send_chat(&state, &user, job.room, job.content, job.client_message_id)
+                .await
+                .map_err(|e| StompError {
+                    receipt: job.receipt.clone(),
+                    ..StompError::from(e)
+                })?;
+            Ok(job.receipt)
+        })
     }
 
     async fn dispatch(&mut self, frame: &Frame, out: &mut Vec<Frame>) -> Result<Flow, StompError> {
@@ -204,11 +245,8 @@ impl Session {
                 self.subscribe(&user, frame, out).await
             }
             (Command::Unsubscribe, Some(_)) => self.unsubscribe(frame),
-            (Command::Send, Some(user)) => {
-                let user = user.clone();
-                self.send(&user, frame).await
-            }
-            (Command::Disconnect, Some(_)) => Ok(Flow::Close),
+            (Command::Send, Some(_)) => self.send(frame),
+            (Command::Disconnect, Some(_)) => Ok(Flow::Disconnect(None)),
             (command, Some(_)) => Err(StompError::new(
                 "PROTOCOL_ERROR",
                 format!("{command} is not supported"),
@@ -373,7 +411,7 @@ impl Session {
         Ok(Flow::Continue)
     }
 
-    async fn send(&mut self, user: &UserId, frame: &Frame) -> Result<Flow, StompError> {
+    fn send(&mut self, frame: &Frame) -> Result<Flow, StompError> {
         let destination = required(frame, "destination")?;
         let room = destination
             .strip_prefix("/pub/rooms/")
@@ -393,15 +431,12 @@ impl Session {
         }
         let body: SendBody = serde_json::from_slice(&frame.body)
             .map_err(|e| StompError::new("BAD_REQUEST", format!("body: {e}")))?;
-        send_chat(
-            &self.state,
-            user,
+        Ok(Flow::Send(SendJob {
             room,
-            body.content,
-            body.client_message_id,
-        )
-        .await?;
-        Ok(Flow::Continue)
+            content: body.content,
+            client_message_id: body.client_message_id,
+            receipt: None,
+        }))
     }
 
     /// Turns a hub delivery into MESSAGE frames for every matching subscription.
