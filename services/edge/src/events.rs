@@ -14,8 +14,6 @@ pub struct RoomEvent {
     /// The room's previous stored event (0 when unknown); a different value than what a
     /// subscription delivered last means it missed something.
     pub previous: u64,
-    /// `CHAT`, `INVITE`, `LEAVE` or `DELETE`.
-    pub kind: &'static str,
     /// For a LEAVE, who left: that user's subscriptions end with it.
     pub leaver: Option<UserId>,
     /// The encoded JSON body.
@@ -82,7 +80,7 @@ fn invite(room_id: &str, message_id: &str, inviter: &str, invited: &[&str]) -> V
 
 /// A [`RoomEvent`] from a stored envelope, or `None` for events clients never see.
 pub fn room_event(seq: u64, previous: u64, envelope: &Envelope) -> Option<RoomEvent> {
-    let (kind, value) = client_json(seq, envelope)?;
+    let (_, value) = client_json(seq, envelope)?;
     let leaver = match &envelope.event {
         ChatEvent::Leave { user_id, .. } => Some(user_id.clone()),
         _ => None,
@@ -90,7 +88,6 @@ pub fn room_event(seq: u64, previous: u64, envelope: &Envelope) -> Option<RoomEv
     Some(RoomEvent {
         seq,
         previous,
-        kind,
         leaver,
         body: value.to_string(),
     })
@@ -137,7 +134,6 @@ pub fn from_history(message: &Message) -> RoomEvent {
     RoomEvent {
         seq: u64::try_from(message.id).unwrap_or_default(),
         previous: 0,
-        kind,
         leaver: (kind == "LEAVE")
             .then(|| UserId::parse(sender).ok())
             .flatten(),

@@ -19,6 +19,9 @@ use crate::stomp::{Frame, Limits, Parsed, Parser, HEART_BEAT};
 /// How long a write to a client may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a closing connection waits for the client's answer to its Close frame.
+const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a new connection may take to send CONNECT.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -152,8 +155,12 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
         }
 
         if let Some((reason, error)) = close.take() {
-            // SENDs accepted before the connection ends are still stored and answered; a failed
-            // one is the error reported.
+            // An orderly end (DISCONNECT, the client closing, shutdown) still stores and answers
+            // every SEND accepted before it; an error only lets the one in flight finish. A
+            // failed SEND is the error reported.
+            if error.is_some() {
+                queued.clear();
+            }
             let failed = timeout(
                 FINISH_SENDS_TIMEOUT,
                 finish_sends(&session, &mut sending, &mut queued, &mut out),
@@ -161,6 +168,9 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
             .await
             .unwrap_or(None);
             let error = failed.or(error);
+            if let Some(error) = &error {
+                tracing::debug!(conn, code = error.code, message = %error.message, "closing with ERROR");
+            }
             match (&error, disconnect_receipt.take()) {
                 (Some(error), _) => out.push(error.frame()),
                 (None, Some(receipt)) => out.push(Frame::receipt(&receipt)),
@@ -196,6 +206,17 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
             reason: reason.into(),
         }))),
     )
+    .await;
+    // Read (and drop) what the client still sends until its Close answers ours: closing a socket
+    // with unread input makes the kernel reset the connection, and the client would lose the
+    // ERROR frame it has not read yet.
+    let _ = timeout(CLOSE_HANDSHAKE_TIMEOUT, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
     .await;
     tracing::debug!(conn, reason, "connection closed");
 }

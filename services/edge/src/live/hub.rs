@@ -167,11 +167,6 @@ impl Hub {
         unlisten(&self.users, user, conn);
     }
 
-    /// How many subjects this edge is subscribed to (rooms, users).
-    pub fn subscriptions(&self) -> (usize, usize) {
-        (lock(&self.rooms).len(), lock(&self.users).len())
-    }
-
     async fn listen<K, F>(
         self: &Arc<Self>,
         topics: &Topics<K>,
