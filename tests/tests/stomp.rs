@@ -489,3 +489,30 @@ async fn sends_accepted_before_disconnect_are_stored_and_answered_in_order() {
         .collect();
     assert_eq!(contents, ["m4", "m3", "m2", "m1", "m0"]);
 }
+
+#[tokio::test]
+async fn a_silent_client_is_disconnected_after_two_heart_beat_intervals() {
+    let app = TestApp::start().await;
+    let edge = ServiceProcess::start("edge", &app.env, &[("CHAT_EDGE__HEART_BEAT_MS", "300")]);
+    let mut silent = StompClient::open(&edge.url).await;
+    silent
+        .send(
+            Frame::new(Command::Connect)
+                .with_header("Authorization", format!("Bearer {}", app.token("alice")))
+                .with_header("heart-beat", "300,300"),
+        )
+        .await;
+    let connected = silent.next().await;
+    assert_eq!(connected.header("heart-beat"), Some("300,300"));
+    let started = std::time::Instant::now();
+    assert!(silent.next_within(Duration::from_secs(5)).await.is_none());
+    assert!(
+        silent.is_closed(),
+        "the edge must drop a client that sends nothing"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(550) && waited < Duration::from_secs(4),
+        "closed after {waited:?}"
+    );
+}
