@@ -276,3 +276,30 @@ fn decode_room_event(headers: &Option<HeaderMap>, payload: &[u8]) -> Option<Room
     let envelope = decode(payload).ok()?;
     room_event(seq, previous, &envelope)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_mailbox_marks_its_connection_as_too_slow() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let mailbox = Mailbox {
+            tx,
+            overflowed: CancellationToken::new(),
+        };
+        let delivery = Delivery::User {
+            message_id: Arc::from("1"),
+            body: Arc::from("{}"),
+        };
+        mailbox.deliver(delivery.clone());
+        mailbox.deliver(delivery.clone());
+        assert!(!mailbox.overflowed.is_cancelled());
+        mailbox.deliver(delivery.clone());
+        assert!(
+            mailbox.overflowed.is_cancelled(),
+            "the third delivery overflows"
+        );
+        assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok() && rx.try_recv().is_err());
+    }
+}
