@@ -180,7 +180,7 @@ impl Hub {
         K: Hash + Eq + Clone + Send + 'static,
         F: Fn(&Hub, async_nats::Message) -> Option<()> + Send + 'static,
     {
-        if add_listener(topics, &key, conn, mailbox) {
+        if add_listener(&mut lock(topics), &key, conn, mailbox) {
             return Ok(());
         }
         let mut subscriber = self
@@ -193,12 +193,7 @@ impl Hub {
             })?;
         // The first event must not overtake the registration of this listener.
         let mut topics_guard = lock(topics);
-        if let Some(topic) = topics_guard.get_mut(&key) {
-            topic
-                .listeners
-                .entry(conn)
-                .or_insert_with(|| (mailbox.clone(), 0))
-                .1 += 1;
+        if add_listener(&mut topics_guard, &key, conn, mailbox) {
             return Ok(());
         }
         let hub = Arc::downgrade(self);
@@ -232,12 +227,11 @@ impl Hub {
 
 /// Adds one subscription of `conn` to an existing topic; false when there is no topic yet.
 fn add_listener<K: Hash + Eq>(
-    topics: &Topics<K>,
+    topics: &mut HashMap<K, Topic>,
     key: &K,
     conn: ConnId,
     mailbox: &Mailbox,
 ) -> bool {
-    let mut topics = lock(topics);
     let Some(topic) = topics.get_mut(key) else {
         return false;
     };
