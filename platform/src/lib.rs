@@ -2,6 +2,7 @@
 //! ([`settings`]), its logs ([`telemetry`]) and its connections to the servers it stands on
 //! ([`connect`]). Nothing service-specific lives here.
 
+pub mod backoff;
 pub mod connect;
 pub mod settings;
 pub mod shutdown;

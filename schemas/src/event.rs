@@ -101,21 +101,31 @@ pub enum ChatEvent {
         #[serde(default)]
         client_message_id: Option<String>,
     },
-    /// A user entered the room screen and read what was unread (INFO). Presence only.
+    /// A user opened the room screen on an edge (a room subscription there): written by that
+    /// edge so that presence takes its place in the room's order. The receipts worker turns the
+    /// user's first presence into the client-visible INFO and computes what it marked read.
     Info {
         /// Who entered.
         user_id: UserId,
-        /// How many messages they just read.
+        /// Not written by edges; the receipts worker computes it when the event is applied.
         #[serde(default)]
         read_count: u64,
-        /// The newest message they have now read.
+        /// Not written by edges; the receipts worker computes it when the event is applied.
         #[serde(default)]
         last_read_message_id: Option<MessageId>,
+        /// The edge whose connections hold the user's subscriptions; a user is in the room
+        /// while any edge holds one.
+        #[serde(default)]
+        edge: Option<String>,
     },
-    /// A user left the room screen (OUT). Presence only.
+    /// A user's last room subscription on an edge ended, or that edge died (OUT once no edge
+    /// holds one).
     Out {
         /// Who left the screen.
         user_id: UserId,
+        /// The edge the user left, as in [`ChatEvent::Info`].
+        #[serde(default)]
+        edge: Option<String>,
     },
     /// Members invited users into the room (INVITE); also a returning member of a direct room.
     Invite {

@@ -10,6 +10,7 @@ pub mod cql;
 mod event;
 mod ids;
 mod log;
+pub mod view;
 
 pub use codec::{decode, encode, DecodeError, EncodeError};
 pub use event::{ChatEvent, Envelope, RoomKind, Timestamp, SCHEMA_VERSION};

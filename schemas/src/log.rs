@@ -21,6 +21,18 @@ impl EventLog {
     /// stored once.
     pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
+    /// Header of a view event: its stream sequence, which is its `messageId`.
+    pub const SEQUENCE_HEADER: &'static str = "Chat-Sequence";
+
+    /// Header of a view event: the sequence of the room's previous view event, 0 when unknown.
+    pub const PREVIOUS_HEADER: &'static str = "Chat-Previous";
+
+    /// Header of a LEAVE view event: who left (their subscriptions end with it).
+    pub const LEAVER_HEADER: &'static str = "Chat-Leaver";
+
+    /// Header of a feed event (`chat.user.{userId}`): its `messageId`.
+    pub const MESSAGE_ID_HEADER: &'static str = "Chat-Message-Id";
+
     /// Largest event the stream accepts, in bytes; comfortably above the largest valid message.
     pub const MAX_EVENT_BYTES: i32 = 256 * 1024;
 
@@ -42,12 +54,14 @@ impl EventLog {
         format!("{}chat.room.{room}", self.prefix)
     }
 
-    /// `chat.live.room.{roomId}`: where JetStream republishes each room event once it is
-    /// stored, with its sequence in `Nats-Sequence` and the room's previous one in
-    /// `Nats-Last-Sequence`. Edges fan out from here, so clients only ever see stored events, and
-    /// a gap in the previous-sequence chain shows an event was missed.
-    pub fn live_room_subject(&self, room: &RoomId) -> String {
-        format!("{}chat.live.room.{room}", self.prefix)
+    /// `chat.view.room.{roomId}`: a room's stored events as clients see them, in log order,
+    /// published by the receipts worker once it has applied them (so CHAT carries its
+    /// `unreadCount` and presence becomes INFO/OUT). Headers: [`EventLog::SEQUENCE_HEADER`],
+    /// [`EventLog::PREVIOUS_HEADER`] (the room's previous published event; a different value
+    /// than what a subscriber saw last means it missed something) and, on a LEAVE,
+    /// [`EventLog::LEAVER_HEADER`].
+    pub fn view_room_subject(&self, room: &RoomId) -> String {
+        format!("{}chat.view.room.{room}", self.prefix)
     }
 
     /// `chat.room.*`: every room's events, as stored by the stream.
@@ -95,11 +109,6 @@ impl EventLog {
             duplicate_window: Self::DUPLICATE_WINDOW,
             max_message_size: Self::MAX_EVENT_BYTES,
             allow_direct: true,
-            republish: Some(stream::Republish {
-                source: self.all_rooms(),
-                destination: format!("{}chat.live.room.{{{{wildcard(1)}}}}", self.prefix),
-                headers_only: false,
-            }),
             ..Default::default()
         }
     }
@@ -120,10 +129,8 @@ mod tests {
         assert_eq!(log.room_of_subject("chat.room.x"), None);
         assert_eq!(log.stream_config().subjects, vec!["t1.chat.room.*"]);
         assert_eq!(
-            log.live_room_subject(&room),
-            format!("t1.chat.live.room.{room}")
+            log.view_room_subject(&room),
+            format!("t1.chat.view.room.{room}")
         );
-        let republish = log.stream_config().republish.expect("republish");
-        assert_eq!(republish.destination, "t1.chat.live.room.{{wildcard(1)}}");
     }
 }

@@ -156,9 +156,11 @@ fn every_event_type_round_trips() {
             user_id: bob.clone(),
             read_count: 3,
             last_read_message_id: Some(message),
+            edge: None,
         },
         ChatEvent::Out {
             user_id: bob.clone(),
+            edge: None,
         },
         ChatEvent::Invite {
             user_ids: vec![bob.clone()],

@@ -1,7 +1,7 @@
 'use strict';
-// Test harness: an isolated environment (chat-testenv), a projector and an edge started as real
-// processes from target/debug, HS256 tokens signed here, and small helpers around the real
-// @stomp/stompjs client and a raw `ws` socket.
+// Test harness: an isolated environment (chat-testenv), a projector, a receipts worker and an
+// edge started as real processes from target/debug, HS256 tokens signed here, and small helpers
+// around the real @stomp/stompjs client and a raw `ws` socket.
 //
 // Every wait is bounded (DEFAULT_TIMEOUT unless said otherwise), so a missing or broken /ws
 // endpoint makes tests fail quickly with a message saying what was awaited.
@@ -205,11 +205,13 @@ async function startEnv() {
     CHAT_EDGE__LISTEN: `127.0.0.1:${port}`,
   };
   const projector = spawnService('projector', serviceVars);
+  const receipts = spawnService('receipts', serviceVars);
   const edge = spawnService('edge', serviceVars);
   const baseUrl = `http://127.0.0.1:${port}`;
   current = {
     testenv,
     projector,
+    receipts,
     edge,
     vars: serviceVars,
     secret,
@@ -232,13 +234,13 @@ function waitExit(child, ms) {
   );
 }
 
-/** Stops the edge and the projector, then lets chat-testenv clean up; call from `after()`. */
+/** Stops the edge and the workers, then lets chat-testenv clean up; call from `after()`. */
 async function stopEnv() {
   if (!current) return;
-  const { edge, projector, testenv } = current;
+  const { edge, projector, receipts, testenv } = current;
   current = null;
-  for (const child of [edge, projector]) child.kill('SIGTERM');
-  await Promise.all([waitExit(edge, 5000), waitExit(projector, 5000)]);
+  for (const child of [edge, projector, receipts]) child.kill('SIGTERM');
+  await Promise.all([waitExit(edge, 5000), waitExit(projector, 5000), waitExit(receipts, 5000)]);
   testenv.stdin.end();
   await waitExit(testenv, 60000);
 }
@@ -411,9 +413,15 @@ class Subscription {
     this.conn = conn;
     this.destination = destination;
     this.messages = new Queue(`a MESSAGE on ${destination}`);
+    // Presence (INFO, OUT) comes on its own queue, so tests about other events ignore it.
+    this.presence = new Queue(`an INFO or OUT on ${destination}`);
     this.stomp = conn.client.subscribe(
       destination,
-      (frame) => this.messages.push(toMessage(frame)),
+      (frame) => {
+        const message = toMessage(frame);
+        const type = message.event && message.event.type;
+        (type === 'INFO' || type === 'OUT' ? this.presence : this.messages).push(message);
+      },
       headers,
     );
     this.id = this.stomp.id;

@@ -1,5 +1,6 @@
-//! A whole system for one test: the test's [`TestEnv`], a projector and an edge serving HTTP on
-//! a random port, all in this process, plus an HTTP client speaking for any user.
+//! A whole system for one test: the test's [`TestEnv`], a projector, a receipts worker and an
+//! edge serving HTTP on a random port, all in this process, plus an HTTP client speaking for
+//! any user.
 
 use std::future::Future;
 
@@ -19,21 +20,24 @@ pub struct TestApp {
     pub edge_settings: edge::Settings,
     http: reqwest::Client,
     tasks: Vec<JoinHandle<()>>,
+    receipts: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
 impl TestApp {
-    /// Starts a projector and an edge with default limits.
+    /// Starts a projector, a receipts worker and an edge with default limits.
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await
     }
 
-    /// Starts a projector and an edge whose settings `configure` may adjust first.
+    /// Starts a projector, a receipts worker and an edge whose settings `configure` may adjust
+    /// first.
     pub async fn start_with(configure: impl FnOnce(&mut edge::Settings)) -> Self {
         let env = TestEnv::new().await;
         let mut edge_settings =
             edge::Settings::load().unwrap_or_else(|e| panic!("edge settings: {e}"));
         edge_settings.nats = env.nats_settings.clone();
         edge_settings.cassandra = env.cassandra_settings.clone();
+        edge_settings.redis = env.redis_settings.clone();
         edge_settings.edge.listen = "127.0.0.1:0".into();
         configure(&mut edge_settings);
 
@@ -43,8 +47,10 @@ impl TestApp {
             edge_settings,
             http: reqwest::Client::new(),
             tasks: Vec::new(),
+            receipts: None,
         };
         app.tasks.push(app.spawn_projector());
+        app.start_receipts();
         let (url, task) = app.spawn_edge().await;
         app.base_url = url;
         app.tasks.push(task);
@@ -61,6 +67,38 @@ impl TestApp {
             "projector",
             projector::run(settings, std::future::pending()),
         )
+    }
+
+    /// The receipts worker's settings on this environment.
+    pub fn receipts_settings(&self) -> receipts::Settings {
+        let mut settings =
+            receipts::Settings::load().unwrap_or_else(|e| panic!("receipts settings: {e}"));
+        settings.nats = self.env.nats_settings.clone();
+        settings.redis = self.env.redis_settings.clone();
+        settings.receipts.fetch_wait_ms = 50;
+        settings.receipts.reap_interval_ms = 500;
+        settings
+    }
+
+    /// Starts the receipts worker on this environment in the background (it runs from the
+    /// start unless [`TestApp::stop_receipts`] stopped it).
+    pub fn start_receipts(&mut self) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = spawn_logged(
+            "receipts",
+            receipts::run(self.receipts_settings(), async move {
+                let _ = stopped.await;
+            }),
+        );
+        self.receipts = Some((stop, task));
+    }
+
+    /// Stops the receipts worker gracefully (it releases its partition lease).
+    pub async fn stop_receipts(&mut self) {
+        if let Some((stop, task)) = self.receipts.take() {
+            let _ = stop.send(());
+            task.await.unwrap_or_else(|e| panic!("receipts task: {e}"));
+        }
     }
 
     /// Starts another edge on the same environment; returns its base URL.
@@ -196,6 +234,9 @@ fn spawn_logged<E: std::fmt::Display>(
 impl Drop for TestApp {
     fn drop(&mut self) {
         for task in &self.tasks {
+            task.abort();
+        }
+        if let Some((_, task)) = &self.receipts {
             task.abort();
         }
     }

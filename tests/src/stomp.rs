@@ -20,6 +20,7 @@ pub struct StompClient {
     parser: Parser,
     frames: VecDeque<Frame>,
     closed: bool,
+    ignore_presence: bool,
     /// The subprotocol the edge chose.
     pub protocol: Option<String>,
 }
@@ -50,8 +51,15 @@ impl StompClient {
             parser: Parser::default(),
             frames: VecDeque::new(),
             closed: false,
+            ignore_presence: false,
             protocol,
         }
+    }
+
+    /// From now on, drops INFO and OUT messages, for tests about other events.
+    pub fn ignoring_presence(mut self) -> Self {
+        self.ignore_presence = true;
+        self
     }
 
     /// Opens and CONNECTs with `token`; panics unless CONNECTED comes back.
@@ -139,8 +147,10 @@ impl StompClient {
             self.parser
                 .feed(&bytes, &mut items)
                 .unwrap_or_else(|e| panic!("edge sent a bad frame: {e}"));
+            let ignore_presence = self.ignore_presence;
             self.frames
                 .extend(items.into_iter().filter_map(|item| match item {
+                    Parsed::Frame(frame) if ignore_presence && is_presence(&frame) => None,
                     Parsed::Frame(frame) => Some(frame),
                     Parsed::HeartBeat => None,
                 }));
@@ -177,4 +187,11 @@ impl StompClient {
     pub fn is_closed(&self) -> bool {
         self.closed
     }
+}
+
+/// Whether `frame` is an INFO or OUT message.
+fn is_presence(frame: &Frame) -> bool {
+    frame.command == Command::Message
+        && serde_json::from_slice::<Value>(&frame.body)
+            .is_ok_and(|body| body["type"] == "INFO" || body["type"] == "OUT")
 }

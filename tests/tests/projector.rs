@@ -195,6 +195,7 @@ async fn every_event_type_is_projected() {
             user_id: user("bob"),
             read_count: 0,
             last_read_message_id: None,
+            edge: None,
         },
     );
     let second = at(group, "alice", D, 5_000, chat("second"));

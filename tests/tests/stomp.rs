@@ -35,7 +35,9 @@ impl Cluster {
 
     async fn client(&self, on_a: bool, user: &str) -> StompClient {
         let url = if on_a { &self.a.url } else { &self.b.url };
-        StompClient::connect(url, &self.app.token(user)).await
+        StompClient::connect(url, &self.app.token(user))
+            .await
+            .ignoring_presence()
     }
 }
 
@@ -85,7 +87,18 @@ async fn alice_and_bob_chat_across_two_edges() {
         on_b.sort_by_key(|(f, _)| f.header("subscription").map(str::to_owned));
         assert_eq!(on_b[0].0.header("subscription"), Some("feed"));
         assert_eq!(on_b[1].0.header("subscription"), Some("r"));
-        assert_eq!(on_b[0].1, body);
+        let mut feed_entry = on_b[0].1.clone();
+        let room_unread = feed_entry
+            .as_object_mut()
+            .and_then(|entry| entry.remove("roomUnreadCount"));
+        assert_eq!(
+            room_unread,
+            Some(json!(0)),
+            "bob is in the room: nothing unread"
+        );
+        let absent = if kind == "DIRECT" { 0 } else { 1 };
+        assert_eq!(body["unreadCount"], absent, "carol is not in the group");
+        assert_eq!(feed_entry, body);
         assert_eq!(on_b[1].1, body);
     }
 }

@@ -8,8 +8,10 @@ use chat_platform::connect::{self, ConnectError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use receipts::{ReadKeys, UnreadCounts};
+
 use crate::auth::{Authenticator, KeyError};
-use crate::live::{CatchUp, Hub, UserFeeds};
+use crate::live::{CatchUp, HeartbeatError, Hub, Presence};
 use crate::progress::ProjectionProgress;
 use crate::settings::{EdgeSettings, Settings};
 use crate::store::{Store, StoreError};
@@ -21,6 +23,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// Reads the projections.
     pub store: Arc<Store>,
+    /// Reads unread sets and counts.
+    pub unread: UnreadCounts,
     /// Appends events to the log.
     pub writer: EventWriter,
     /// Waits for the projector, for read-your-writes.
@@ -29,10 +33,10 @@ pub struct AppState {
     pub edge: EdgeSettings,
     /// This edge's room and user subscriptions.
     pub hub: Arc<Hub>,
+    /// Who has a room open on this edge, announced to the log, and the edge's heartbeat.
+    pub presence: Arc<Presence>,
     /// Reads stored room events back for resumes and gaps.
     pub catch_up: CatchUp,
-    /// Announces stored events on users' room-list feeds.
-    pub feeds: UserFeeds,
     /// Cancelled when the edge shuts down: every connection closes.
     pub shutdown: CancellationToken,
     /// The open WebSocket connections, so shutdown can wait for them.
@@ -53,6 +57,9 @@ pub enum StartError {
     /// The projections cannot be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The presence heartbeat cannot be written.
+    #[error(transparent)]
+    Heartbeat(#[from] HeartbeatError),
     /// The projector's progress cannot be followed.
     #[error("cannot subscribe to projector progress: {0}")]
     Progress(#[from] async_nats::SubscribeError),
@@ -67,6 +74,9 @@ impl AppState {
         let stream = connect::event_stream(&jetstream, &log).await?;
         let session = connect::cassandra(&settings.cassandra).await?;
         let store = Arc::new(Store::prepare(session, &settings.cassandra.keyspace).await?);
+        let redis = connect::redis(&settings.redis).await?;
+        let keys = ReadKeys::new(settings.redis.key_prefix.clone());
+        let unread = UnreadCounts::new(redis.clone(), keys.clone());
         let progress = ProjectionProgress::follow(
             &nats,
             &log,
@@ -75,15 +85,25 @@ impl AppState {
             settings.edge.read_your_writes_timeout(),
         )
         .await?;
+        let presence = Presence::start(
+            jetstream.clone(),
+            log.clone(),
+            redis,
+            keys,
+            settings.edge.presence_heartbeat(),
+            settings.edge.presence_ttl(),
+        )
+        .await?;
         Ok(Arc::new(Self {
             auth,
             store: store.clone(),
+            unread: unread.clone(),
             writer: EventWriter::new(jetstream, stream.clone(), log.clone()),
             progress,
             edge: settings.edge.clone(),
             hub: Hub::new(nats.clone(), log.clone()),
-            catch_up: CatchUp::new(stream, log.clone(), store),
-            feeds: UserFeeds::new(nats, log),
+            presence,
+            catch_up: CatchUp::new(stream, log.clone(), store, unread.clone()),
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             next_conn: AtomicU64::new(1),

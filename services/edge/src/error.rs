@@ -48,6 +48,15 @@ impl ApiError {
         )
     }
 
+    /// 404 `MESSAGE_NOT_FOUND`.
+    pub fn message_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "MESSAGE_NOT_FOUND",
+            "no such message",
+        )
+    }
+
     /// 503 for a server the edge depends on failing.
     pub fn unavailable(what: &str, error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "{what} failed");
@@ -67,6 +76,12 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid(_) => "INVALID_TOKEN",
         };
         Self::new(StatusCode::UNAUTHORIZED, code, error.to_string())
+    }
+}
+
+impl From<receipts::QueryError> for ApiError {
+    fn from(error: receipts::QueryError) -> Self {
+        ApiError::unavailable("the unread counts", error)
     }
 }
 

@@ -11,6 +11,9 @@ use edge::{auth, AppState, Settings};
 /// How long shutdown waits for WebSocket connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
+/// How long shutdown waits for the last OUT events to be stored.
+const PRESENCE_GRACE: Duration = Duration::from_secs(1);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load().context("loading edge settings")?;
@@ -45,7 +48,11 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let listener = listen(&settings.edge.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.edge.listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "edge listening");
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        edge = state.presence.edge_id(),
+        "edge listening"
+    );
     let stopping = state.shutdown.clone();
     axum::serve(listener, state.router())
         .with_graceful_shutdown(async move {
@@ -61,6 +68,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     {
         tracing::warn!("connections still open after the shutdown grace period");
     }
+    state.presence.finish(PRESENCE_GRACE).await;
     tracing::info!("edge stopped");
     Ok(())
 }

@@ -79,13 +79,6 @@ where
         {
             Ok(appended) => {
                 state.progress.wait_for(appended.sequence).await?;
-                if !appended.duplicate {
-                    let members = current.map(|room| room.members).unwrap_or_default();
-                    state
-                        .feeds
-                        .announce(appended.sequence, &envelope, &members)
-                        .await;
-                }
                 return Ok(Some((appended.sequence, envelope.event)));
             }
             Err(AppendError::Conflict) => {
@@ -181,12 +174,6 @@ pub async fn send_chat(
     let appended = state.writer.append(&envelope, &dedup_id, None).await?;
     state.progress.wait_for(appended.sequence).await?;
     let id = sequence_as_id(appended.sequence)?;
-    if !appended.duplicate {
-        state
-            .feeds
-            .announce(appended.sequence, &envelope, &current.members)
-            .await;
-    }
     if appended.duplicate {
         let message =
             state.store.message(room, id).await?.ok_or_else(|| {

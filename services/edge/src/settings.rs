@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use chat_platform::settings::{self, CassandraSettings, LogSettings, NatsSettings, SettingsError};
+use chat_platform::settings::{
+    self, CassandraSettings, LogSettings, NatsSettings, RedisSettings, SettingsError,
+};
 use serde::Deserialize;
 
 /// Defaults of the edge's own keys.
@@ -24,6 +26,8 @@ send_rate_per_second = 20
 send_burst = 40
 outbound_queue = 1024
 heart_beat_ms = 10000
+presence_heartbeat_ms = 5000
+presence_ttl_ms = 15000
 "#;
 
 /// Everything the edge reads from configuration.
@@ -35,6 +39,8 @@ pub struct Settings {
     pub nats: NatsSettings,
     /// The projections.
     pub cassandra: CassandraSettings,
+    /// Unread counts and this edge's presence heartbeat.
+    pub redis: RedisSettings,
     /// HS256 secret of access tokens (`CHAT_JWT_SECRET`).
     pub jwt_secret: String,
     /// PEM file of an RS256 public key (`CHAT_JWT_PUBLIC_KEY_FILE`); when set, tokens must be
@@ -75,9 +81,24 @@ pub struct EdgeSettings {
     pub outbound_queue: usize,
     /// Heart-beat interval the edge offers and asks for, in milliseconds (0: none).
     pub heart_beat_ms: u64,
+    /// How often the edge renews its presence heartbeat in Redis.
+    pub presence_heartbeat_ms: u64,
+    /// How long the heartbeat lives without renewal: after it, receipts workers treat the edge
+    /// as dead and its users as gone from their rooms.
+    pub presence_ttl_ms: u64,
 }
 
 impl EdgeSettings {
+    /// [`EdgeSettings::presence_heartbeat_ms`] as a duration.
+    pub fn presence_heartbeat(&self) -> Duration {
+        Duration::from_millis(self.presence_heartbeat_ms)
+    }
+
+    /// [`EdgeSettings::presence_ttl_ms`] as a duration.
+    pub fn presence_ttl(&self) -> Duration {
+        Duration::from_millis(self.presence_ttl_ms)
+    }
+
     /// [`EdgeSettings::read_your_writes_timeout_ms`] as a duration.
     pub fn read_your_writes_timeout(&self) -> Duration {
         Duration::from_millis(self.read_your_writes_timeout_ms)

@@ -1,9 +1,8 @@
 //! The JSON shapes of rooms and messages, exactly as `docs/api.md` documents them.
 
+use chat_schemas::view::rfc3339_millis;
 use chat_schemas::RoomKind;
 use serde::Serialize;
-use time::macros::format_description;
-use time::OffsetDateTime;
 
 use crate::store::{Message, Room};
 
@@ -18,6 +17,16 @@ pub struct RoomView {
     members: Vec<String>,
     last_message: Option<MessageView>,
     updated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unread_count: Option<u64>,
+}
+
+impl RoomView {
+    /// The same room with the caller's `unreadCount` in it.
+    pub fn with_unread_count(mut self, count: u64) -> Self {
+        self.unread_count = Some(count);
+        self
+    }
 }
 
 impl From<&Room> for RoomView {
@@ -29,11 +38,13 @@ impl From<&Room> for RoomView {
             members: room.members.iter().cloned().collect(),
             last_message: room.last_message.as_ref().map(MessageView::from),
             updated_at: rfc3339_millis(room.updated_at),
+            unread_count: None,
         }
     }
 }
 
-/// A history entry as clients see it; `userIds` only on INVITE and LEAVE entries.
+/// A history entry as clients see it; `userIds` only on INVITE and LEAVE entries, `unreadCount`
+/// only on CHAT entries of a history page.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
@@ -49,6 +60,16 @@ pub struct MessageView {
     user_ids: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unread_count: Option<u64>,
+}
+
+impl MessageView {
+    /// The same entry with its `unreadCount`: how many members have not read it.
+    pub fn with_unread_count(mut self, count: u64) -> Self {
+        self.unread_count = Some(count);
+        self
+    }
 }
 
 impl From<&Message> for MessageView {
@@ -68,30 +89,7 @@ impl From<&Message> for MessageView {
             sent_at: rfc3339_millis(message.sent_at),
             user_ids: system.then(|| message.user_ids.clone()),
             client_message_id: message.client_message_id.clone(),
+            unread_count: None,
         }
-    }
-}
-
-/// `2026-11-25T14:35:50.123Z`: fixed width, UTC, millisecond precision.
-pub fn rfc3339_millis(millis: i64) -> String {
-    let format =
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_utc_with_milliseconds() {
-        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            rfc3339_millis(1_764_081_350_123),
-            "2025-11-25T14:35:50.123Z"
-        );
     }
 }

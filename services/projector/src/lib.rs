@@ -8,7 +8,6 @@
 //! `docs/projector.md` describes the tables, the progress signal and the tools.
 
 mod apply;
-pub mod backoff;
 mod error;
 mod live;
 pub mod plan;

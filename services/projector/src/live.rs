@@ -14,11 +14,11 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::apply::{Applier, LogEvent};
-use crate::backoff::Backoff;
 use crate::error::ProjectorError;
 use crate::retry::{Keepalive, Retry, Shutdown};
 use crate::settings::{ProjectorSettings, Settings};
 use crate::store::Store;
+use chat_platform::backoff::Backoff;
 
 /// Runs the projector until `shutdown` completes: applies the log from where the durable consumer
 /// left off, and after each batch records `projector_progress`, acks, and publishes the applied

@@ -751,6 +751,7 @@ mod tests {
         for event in [
             ChatEvent::Out {
                 user_id: user("bob"),
+                edge: None,
             },
             ChatEvent::Unknown,
         ] {

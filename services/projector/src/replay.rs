@@ -12,11 +12,11 @@ use futures::StreamExt;
 use tokio::time::Instant;
 
 use crate::apply::{Applier, LogEvent};
-use crate::backoff::Backoff;
 use crate::error::ProjectorError;
 use crate::retry::{Retry, Shutdown};
 use crate::settings::Settings;
 use crate::store::Store;
+use chat_platform::backoff::Backoff;
 
 /// How long replay waits for the next event before declaring the stream stalled.
 const STALL_TIMEOUT: Duration = Duration::from_secs(30);

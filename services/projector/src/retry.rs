@@ -12,7 +12,7 @@ use async_nats::jetstream::AckKind;
 use futures::FutureExt;
 use tokio::time::Instant;
 
-use crate::backoff::Backoff;
+use chat_platform::backoff::Backoff;
 
 /// The batch was given up because the projector is stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,31 +1,52 @@
-//! The receipts worker: keeps presence and per-message unread sets in Redis.
+//! `receipts`: runs the receipts worker (the default), or rebuilds the read state from the log.
 //!
-//! This build only starts up: it loads its settings, connects to NATS and Redis (exiting with a
-//! clear message when either is unreachable) and runs until SIGTERM. Its event handling lands
-//! with the receipts issue (see the open issues and README's status section).
+//! ```text
+//! receipts [run]
+//! receipts rebuild
+//! ```
 
 use anyhow::Context;
-use chat_platform::settings::{self, LogSettings, NatsSettings, RedisSettings};
-use chat_platform::{connect, shutdown, telemetry};
-use serde::Deserialize;
+use chat_platform::{shutdown, telemetry};
+use receipts::Settings;
 
-/// Everything the receipts worker reads from configuration.
-#[derive(Debug, Deserialize)]
-struct Settings {
-    log: LogSettings,
-    nats: NatsSettings,
-    redis: RedisSettings,
-}
+const USAGE: &str = "usage: receipts [run]\n       receipts rebuild";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings: Settings = settings::load("").context("loading receipts settings")?;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rebuild = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["run"] => false,
+        ["rebuild"] => true,
+        ["-h" | "--help"] => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        _ => {
+            eprintln!("unexpected arguments: {}\n{USAGE}", args.join(" "));
+            std::process::exit(2);
+        }
+    };
+    let settings = Settings::load().context("loading receipts settings")?;
     telemetry::init(&settings.log);
-    let (_nats, jetstream) = connect::nats(&settings.nats).await?;
-    connect::event_stream(&jetstream, &settings.nats.event_log()).await?;
-    let _redis = connect::redis(&settings.redis).await?;
-    tracing::info!("receipts running (connected to NATS and Redis)");
-    shutdown::signal().await;
-    tracing::info!("receipts stopped");
+    if rebuild {
+        let report = receipts::rebuild(&settings)
+            .await
+            .context("rebuilding the read state")?;
+        println!(
+            "rebuilt the read state from {} events (up to sequence {}), {} old keys deleted, \
+             in {:.2} s",
+            report.events,
+            report.last_seq,
+            report.deleted_keys,
+            report.elapsed.as_secs_f64()
+        );
+    } else {
+        receipts::run(settings, shutdown::signal()).await?;
+    }
     Ok(())
 }

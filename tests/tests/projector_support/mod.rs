@@ -295,6 +295,7 @@ pub async fn publish_mixed_log(env: &TestEnv) -> u64 {
     publish(env, &unknown).await;
     let out = ChatEvent::Out {
         user_id: user("bob"),
+        edge: None,
     };
     publish(env, &at(group, "bob", D + 1, 4_000, out)).await;
     let reinvite = ChatEvent::Invite {

@@ -1,4 +1,5 @@
-//! `POST`/`GET /api/rooms/{roomId}/messages`, `DELETE /api/rooms/{roomId}/messages/{messageId}`.
+//! `POST`/`GET /api/rooms/{roomId}/messages`, `DELETE /api/rooms/{roomId}/messages/{messageId}`;
+//! the per-message unread endpoint is in `unread`.
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use chat_schemas::MessageId;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::unread::history_views;
 use super::{member_room, room_id};
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -55,7 +57,8 @@ pub struct HistoryQuery {
     limit: Option<String>,
 }
 
-/// One page of history, newest first, with the cursor of the next older page.
+/// One page of history, newest first, with the cursor of the next older page; CHAT entries carry
+/// their `unreadCount`.
 pub async fn history(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
@@ -90,7 +93,7 @@ pub async fn history(
     } else {
         None
     };
-    let views: Vec<MessageView> = messages.iter().map(MessageView::from).collect();
+    let views = history_views(&state, room.id, &messages).await?;
     Ok(Json(
         json!({ "messages": views, "nextBefore": next_before }),
     ))
@@ -103,13 +106,9 @@ pub async fn delete(
     Path((raw_room, raw_message)): Path<(String, String)>,
 ) -> Result<Json<MessageView>, ApiError> {
     let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
-    let id = raw_message.parse::<MessageId>().map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "MESSAGE_NOT_FOUND",
-            "no such message",
-        )
-    })?;
+    let id = raw_message
+        .parse::<MessageId>()
+        .map_err(|_| ApiError::message_not_found())?;
     let message = delete_chat(&state, &caller, room.id, id).await?;
     Ok(Json(MessageView::from(&message)))
 }

@@ -3,6 +3,7 @@
 mod members;
 mod messages;
 mod rooms;
+mod unread;
 
 use std::sync::Arc;
 
@@ -30,8 +31,13 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/rooms/{room_id}/messages/{message_id}",
             delete(messages::delete),
         )
+        .route(
+            "/api/rooms/{room_id}/messages/{message_id}/unread",
+            get(unread::readers_missing),
+        )
         .route("/api/rooms/{room_id}/members", post(members::invite))
         .route("/api/rooms/{room_id}/members/me", delete(members::leave))
+        .route("/api/users/me/unread", get(unread::badge))
         .route("/ws", get(crate::live::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))

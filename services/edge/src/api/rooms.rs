@@ -1,5 +1,6 @@
 //! `POST /api/rooms`, `GET /api/rooms`, `GET /api/rooms/{roomId}`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -15,6 +16,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
 use crate::rooms::{change_room, direct_room_id};
+use crate::store::Room;
 use crate::views::RoomView;
 
 /// Longest group name, in characters.
@@ -154,30 +156,54 @@ pub fn room_too_large(max: usize) -> ApiError {
     )
 }
 
-/// The caller's rooms, most recent activity first.
+/// The caller's rooms, most recent activity first, each with the caller's `unreadCount`.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let ids = state.store.user_room_ids(&caller).await?;
-    let mut rooms: Vec<_> = futures::stream::iter(ids)
-        .map(|id| state.store.room(id))
-        .buffer_unordered(LIST_CONCURRENCY)
-        .try_filter_map(|room| async move { Ok(room) })
-        .try_collect()
-        .await?;
-    rooms.retain(|room| room.has_member(&caller));
+    let (mut rooms, counts) = tokio::try_join!(
+        member_rooms(&state, &caller),
+        unread_by_room(&state, &caller)
+    )?;
     rooms.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
-    let views: Vec<RoomView> = rooms.iter().map(RoomView::from).collect();
+    let views: Vec<RoomView> = rooms.iter().map(|room| room_view(room, &counts)).collect();
     Ok(Json(json!({ "rooms": views })))
 }
 
-/// One room, to its members.
+/// One room, to its members, with the caller's `unreadCount`.
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(raw_room): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
     let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
-    Ok(Json(RoomView::from(&room)))
+    let counts = unread_by_room(&state, &caller).await?;
+    Ok(Json(room_view(&room, &counts)))
+}
+
+/// The rooms `caller` is a member of, in no particular order.
+async fn member_rooms(state: &AppState, caller: &UserId) -> Result<Vec<Room>, ApiError> {
+    let ids = state.store.user_room_ids(caller).await?;
+    let mut rooms: Vec<Room> = futures::stream::iter(ids)
+        .map(|id| state.store.room(id))
+        .buffer_unordered(LIST_CONCURRENCY)
+        .try_filter_map(|room| async move { Ok(room) })
+        .try_collect()
+        .await?;
+    rooms.retain(|room| room.has_member(caller));
+    Ok(rooms)
+}
+
+/// `caller`'s unread count per room, in one Redis call; rooms with none are absent.
+async fn unread_by_room(
+    state: &AppState,
+    caller: &UserId,
+) -> Result<HashMap<RoomId, u64>, ApiError> {
+    Ok(state.unread.of_user(caller).await?)
+}
+
+/// The room as the caller sees it: `unreadCount` 0 when `counts` has no entry for it.
+fn room_view(room: &Room, counts: &HashMap<RoomId, u64>) -> RoomView {
+    let count = counts.get(&room.id).copied().unwrap_or(0);
+    RoomView::from(room).with_unread_count(count)
 }

@@ -4,7 +4,8 @@
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use std::sync::Arc;
 
-use chat_schemas::{decode, EventLog, RoomId};
+use chat_schemas::{decode, ChatEvent, EventLog, RoomId};
+use receipts::UnreadCounts;
 
 use crate::events::{from_history, room_event, RoomEvent};
 use crate::store::Store;
@@ -15,17 +16,33 @@ use crate::store::Store;
 pub struct CatchUpError(String);
 
 /// Reads stored room events from the stream, and from the projection for events the stream no
-/// longer holds (past its retention).
+/// longer holds (past its retention), with CHATs' current `unreadCount` from Redis.
 pub struct CatchUp {
     stream: Stream,
     log: EventLog,
     store: Arc<Store>,
+    unread: UnreadCounts,
 }
 
 impl CatchUp {
-    /// Reads from the log's stream and from `store`.
-    pub fn new(stream: Stream, log: EventLog, store: Arc<Store>) -> Self {
-        Self { stream, log, store }
+    /// Reads from the log's stream, from `store` and from `unread`.
+    pub fn new(stream: Stream, log: EventLog, store: Arc<Store>, unread: UnreadCounts) -> Self {
+        Self {
+            stream,
+            log,
+            store,
+            unread,
+        }
+    }
+
+    /// The current `unreadCount` of message `seq` of `room`.
+    async fn unread_count(&self, room: RoomId, seq: u64) -> Result<u64, CatchUpError> {
+        let counts = self
+            .unread
+            .of_messages(&room, &[seq])
+            .await
+            .map_err(|e| CatchUpError(e.to_string()))?;
+        Ok(counts.first().copied().unwrap_or(0))
     }
 
     /// Whether `seq` is a stored event of `room`, in the log or, past its retention, in the
@@ -72,10 +89,15 @@ impl CatchUp {
             .history_after(room, after, 1)
             .await
             .map_err(|e| CatchUpError(e.to_string()))?;
-        Ok(entries
-            .first()
-            .map(from_history)
-            .filter(|event| event.seq < first && event.seq <= until))
+        let Some(entry) = entries.first() else {
+            return Ok(None);
+        };
+        let seq = u64::try_from(entry.id).unwrap_or_default();
+        if seq >= first || seq > until {
+            return Ok(None);
+        }
+        let unread = self.unread_count(room, seq).await?;
+        Ok(Some(from_history(entry, unread)))
     }
 
     /// The next stored event of `room` after sequence `after` that clients see, if any, up to
@@ -107,11 +129,16 @@ impl CatchUp {
             if message.sequence > until {
                 return Ok(None);
             }
-            if let Some(event) = decode(&message.payload)
-                .ok()
-                .and_then(|envelope| room_event(message.sequence, after, &envelope))
-            {
-                return Ok(Some(event));
+            if let Ok(envelope) = decode(&message.payload) {
+                let unread = match envelope.event {
+                    ChatEvent::Chat { .. } => {
+                        Some(self.unread_count(room, message.sequence).await?)
+                    }
+                    _ => None,
+                };
+                if let Some(event) = room_event(message.sequence, after, &envelope, unread) {
+                    return Ok(Some(event));
+                }
             }
             from = message.sequence + 1;
         }

@@ -6,19 +6,16 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_nats::{Client, HeaderMap};
-use chat_schemas::{decode, EventLog, RoomId, UserId};
+use chat_schemas::{EventLog, RoomId, UserId};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{room_event, RoomEvent};
+use crate::events::RoomEvent;
 
 /// Identifies one connection on this edge.
 pub type ConnId = u64;
-
-/// Header carrying a user-feed event's message id.
-pub const MESSAGE_ID_HEADER: &str = "Chat-Message-Id";
 
 /// Something for a connection to deliver.
 #[derive(Debug, Clone)]
@@ -95,14 +92,15 @@ impl Hub {
         })
     }
 
-    /// Starts delivering `room`'s stored events to `conn` (counted: one call per subscription).
+    /// Starts delivering `room`'s view events (as the receipts worker publishes them) to
+    /// `conn` (counted: one call per subscription).
     pub async fn listen_room(
         self: &Arc<Self>,
         room: RoomId,
         conn: ConnId,
         mailbox: &Mailbox,
     ) -> Result<(), HubError> {
-        let subject = self.log.live_room_subject(&room);
+        let subject = self.log.view_room_subject(&room);
         self.listen(
             &self.rooms,
             room,
@@ -146,7 +144,11 @@ impl Hub {
             conn,
             mailbox,
             move |hub, message| {
-                let message_id = message.headers.as_ref()?.get(MESSAGE_ID_HEADER)?.as_str();
+                let message_id = message
+                    .headers
+                    .as_ref()?
+                    .get(EventLog::MESSAGE_ID_HEADER)?
+                    .as_str();
                 let body = std::str::from_utf8(&message.payload).ok()?;
                 hub.fan_out(
                     &hub.users,
@@ -261,14 +263,22 @@ fn unlisten<K: Hash + Eq>(topics: &Topics<K>, key: &K, conn: ConnId) {
     }
 }
 
-/// A republished stored event: sequence headers set by JetStream, payload the envelope.
+/// A view event: sequence headers set by the receipts worker, payload the client JSON.
 fn decode_room_event(headers: &Option<HeaderMap>, payload: &[u8]) -> Option<RoomEvent> {
     let headers = headers.as_ref()?;
     let number = |name: &str| headers.get(name)?.as_str().parse::<u64>().ok();
-    let seq = number("Nats-Sequence")?;
-    let previous = number("Nats-Last-Sequence").unwrap_or(0);
-    let envelope = decode(payload).ok()?;
-    room_event(seq, previous, &envelope)
+    let seq = number(EventLog::SEQUENCE_HEADER)?;
+    let previous = number(EventLog::PREVIOUS_HEADER).unwrap_or(0);
+    let leaver = headers
+        .get(EventLog::LEAVER_HEADER)
+        .and_then(|value| UserId::parse(value.as_str()).ok());
+    let body = std::str::from_utf8(payload).ok()?.to_owned();
+    Some(RoomEvent {
+        seq,
+        previous,
+        leaver,
+        body,
+    })
 }
 
 #[cfg(test)]

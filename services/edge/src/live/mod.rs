@@ -3,8 +3,8 @@
 
 mod catchup;
 mod connection;
-mod feeds;
 mod hub;
+mod presence;
 mod session;
 
 use std::sync::atomic::Ordering;
@@ -15,8 +15,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 pub use catchup::CatchUp;
-pub use feeds::UserFeeds;
 pub use hub::Hub;
+pub use presence::{HeartbeatError, Presence};
 
 use crate::app::AppState;
 

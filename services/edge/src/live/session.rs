@@ -20,6 +20,10 @@ use crate::stomp::{negotiate_heart_beat, Command, Frame, FrameError};
 /// Subprotocol versions the edge speaks; it always answers as 1.2.
 const VERSION: &str = "1.2";
 
+/// Longest a room SUBSCRIBE or UNSUBSCRIBE waits for the user's presence to be stored before
+/// it answers.
+const PRESENCE_WAIT: Duration = Duration::from_secs(2);
+
 /// A failure that ends the connection with an ERROR frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StompError {
@@ -244,7 +248,7 @@ impl Session {
                 let user = user.clone();
                 self.subscribe(&user, frame, out).await
             }
-            (Command::Unsubscribe, Some(_)) => self.unsubscribe(frame),
+            (Command::Unsubscribe, Some(_)) => self.unsubscribe(frame).await,
             (Command::Send, Some(_)) => self.send(frame),
             (Command::Disconnect, Some(_)) => Ok(Flow::Disconnect(None)),
             (command, Some(_)) => Err(StompError::new(
@@ -397,16 +401,31 @@ impl Session {
                 },
             },
         );
+        self.state.presence.enter(room, user.clone());
+        self.state
+            .presence
+            .settled(room, user.clone(), PRESENCE_WAIT)
+            .await;
         if since.is_some() {
             self.catch_up(&id, last, out).await?;
         }
         Ok(Flow::Continue)
     }
 
-    fn unsubscribe(&mut self, frame: &Frame) -> Result<Flow, StompError> {
+    async fn unsubscribe(&mut self, frame: &Frame) -> Result<Flow, StompError> {
         let id = required(frame, "id")?;
         if let Some(subscription) = self.subscriptions.remove(id) {
+            let room = match subscription.target {
+                Target::Room { room, .. } => Some(room),
+                Target::User => None,
+            };
             self.release(subscription);
+            if let (Some(room), Some(user)) = (room, &self.user) {
+                self.state
+                    .presence
+                    .settled(room, user.clone(), PRESENCE_WAIT)
+                    .await;
+            }
         }
         Ok(Flow::Continue)
     }
@@ -535,7 +554,12 @@ impl Session {
 
     fn release(&self, subscription: Subscription) {
         match subscription.target {
-            Target::Room { room, .. } => self.state.hub.unlisten_room(&room, self.conn),
+            Target::Room { room, .. } => {
+                self.state.hub.unlisten_room(&room, self.conn);
+                if let Some(user) = &self.user {
+                    self.state.presence.exit(room, user.clone());
+                }
+            }
             Target::User => {
                 if let Some(user) = &self.user {
                     self.state.hub.unlisten_user(user, self.conn);

@@ -1,4 +1,4 @@
-//! Exponential backoff between retries of a failed batch, so a struggling Cassandra is not
+//! Exponential backoff between retries of a failed operation, so a struggling server is not
 //! hammered and a recovered one is picked up again within the cap.
 
 use std::time::Duration;

@@ -1,0 +1,114 @@
+//! Unread counts, as the receipts worker keeps them in Redis: `GET /api/users/me/unread`,
+//! `GET /api/rooms/{roomId}/messages/{messageId}/unread`, and the `unreadCount` of history
+//! entries.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use chat_schemas::{MessageId, RoomId};
+use serde_json::{json, Value};
+
+use super::{member_room, room_id};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::extract::Caller;
+use crate::store::Message;
+use crate::views::MessageView;
+
+/// The caller's total badge: `{"unreadCount": N}` over all their rooms.
+pub async fn badge(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let total = state.unread.total(&caller).await?;
+    Ok(Json(json!({ "unreadCount": total })))
+}
+
+/// Who has not read a message, to members: `{"userIds": [...]}`, sorted.
+pub async fn readers_missing(
+    State(state): State<Arc<AppState>>,
+    Caller(caller): Caller,
+    Path((raw_room, raw_message)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
+    let message = room_message(&state, room.id, &raw_message).await?;
+    let user_ids = match tracked_seq(&message) {
+        Some(seq) => state.unread.readers_missing(&room.id, seq).await?,
+        None => Vec::new(),
+    };
+    Ok(Json(json!({ "userIds": user_ids })))
+}
+
+/// The history entry `raw` names in `room`: 404 `MESSAGE_NOT_FOUND` when `raw` is not a
+/// message id or names no entry of the room.
+async fn room_message(state: &AppState, room: RoomId, raw: &str) -> Result<Message, ApiError> {
+    let id = raw
+        .parse::<MessageId>()
+        .map_err(|_| ApiError::message_not_found())?;
+    let seq = i64::try_from(id.sequence()).map_err(|_| ApiError::message_not_found())?;
+    state
+        .store
+        .message(room, seq)
+        .await?
+        .ok_or_else(ApiError::message_not_found)
+}
+
+/// The sequence whose unread set counts for `message`: only a CHAT that is not deleted has one
+/// (a delete drops the set, system entries never get one).
+fn tracked_seq(message: &Message) -> Option<u64> {
+    let live_chat = message.kind == "CHAT" && !message.deleted;
+    live_chat.then(|| u64::try_from(message.id).ok()).flatten()
+}
+
+/// A page of history as clients see it: every CHAT with its `unreadCount` (read in one Redis
+/// round trip; 0 for a tombstone), system entries without one.
+pub async fn history_views(
+    state: &AppState,
+    room: RoomId,
+    messages: &[Message],
+) -> Result<Vec<MessageView>, ApiError> {
+    let seqs: Vec<u64> = messages.iter().filter_map(tracked_seq).collect();
+    let mut counts = state.unread.of_messages(&room, &seqs).await?.into_iter();
+    Ok(messages
+        .iter()
+        .map(|message| {
+            let view = MessageView::from(message);
+            if message.kind != "CHAT" {
+                return view;
+            }
+            let count = match tracked_seq(message) {
+                Some(_) => counts.next().unwrap_or(0),
+                None => 0,
+            };
+            view.with_unread_count(count)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: &str, deleted: bool) -> Message {
+        Message {
+            id: 7,
+            room_id: RoomId::random(),
+            kind: kind.to_owned(),
+            sender_id: Some("alice".to_owned()),
+            content: None,
+            user_ids: Vec::new(),
+            deleted,
+            sent_at: 0,
+            client_message_id: None,
+        }
+    }
+
+    #[test]
+    fn only_live_chats_have_an_unread_set() {
+        assert_eq!(tracked_seq(&entry("CHAT", false)), Some(7));
+        assert_eq!(tracked_seq(&entry("CHAT", true)), None);
+        assert_eq!(tracked_seq(&entry("INVITE", false)), None);
+        assert_eq!(tracked_seq(&entry("LEAVE", false)), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! One process per partition: a worker holds its partition's lease in Redis while it applies,
+//! renewing it well before it expires; a second worker for the same partition waits as a
+//! standby and takes over once the holder stops renewing.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::RedisResult;
+use tokio_util::sync::CancellationToken;
+
+/// Renews the lease only while this holder still owns it.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0";
+
+/// Releases the lease only if this holder still owns it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0";
+
+/// A held partition lease.
+pub struct Lease {
+    redis: ConnectionManager,
+    key: String,
+    holder: String,
+    /// Cancelled when the lease was lost (another holder, or renewals failed past expiry).
+    pub lost: CancellationToken,
+    renewer: tokio::task::JoinHandle<()>,
+}
+
+impl Lease {
+    /// Tries once to take the lease at `key` for `ttl`.
+    pub async fn try_acquire(
+        redis: &ConnectionManager,
+        key: String,
+        ttl: Duration,
+    ) -> RedisResult<Option<Lease>> {
+        let mut conn = redis.clone();
+        let holder = uuid::Uuid::new_v4().to_string();
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&holder)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .query_async(&mut conn)
+            .await?;
+        if taken.is_none() {
+            return Ok(None);
+        }
+        let lost = CancellationToken::new();
+        let renewer = tokio::spawn(renew(conn, key.clone(), holder.clone(), ttl, lost.clone()));
+        Ok(Some(Lease {
+            redis: redis.clone(),
+            key,
+            holder,
+            lost,
+            renewer,
+        }))
+    }
+
+    /// Gives the lease up so a standby can take over at once.
+    pub async fn release(mut self) {
+        self.renewer.abort();
+        let released: RedisResult<i64> = redis::Script::new(RELEASE)
+            .key(&self.key)
+            .arg(&self.holder)
+            .invoke_async(&mut self.redis)
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(%error, key = %self.key, "cannot release the lease; it expires by itself");
+        }
+    }
+}
+
+/// Renews every third of `ttl`; gives up (cancelling `lost`) when the lease is someone else's
+/// or could not be renewed for longer than `ttl`.
+async fn renew(
+    mut redis: ConnectionManager,
+    key: String,
+    holder: String,
+    ttl: Duration,
+    lost: CancellationToken,
+) {
+    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let script = redis::Script::new(RENEW);
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(ttl / 3).await;
+        match script
+            .key(&key)
+            .arg(&holder)
+            .arg(ttl_ms)
+            .invoke_async::<i64>(&mut redis)
+            .await
+        {
+            Ok(1) => renewed = tokio::time::Instant::now(),
+            Ok(_) => {
+                tracing::error!(%key, "the partition lease was taken over");
+                lost.cancel();
+                return;
+            }
+            Err(error) if renewed.elapsed() >= ttl => {
+                tracing::error!(%error, %key, "the partition lease expired while Redis failed");
+                lost.cancel();
+                return;
+            }
+            Err(error) => tracing::warn!(%error, %key, "cannot renew the partition lease"),
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The receipts worker's settings: the shared sections plus `[receipts]`.
+
+use std::time::Duration;
+
+use chat_platform::settings::{self, LogSettings, NatsSettings, RedisSettings, SettingsError};
+use serde::Deserialize;
+
+/// Everything the receipts worker reads from configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// How it logs.
+    pub log: LogSettings,
+    /// Where the event log is.
+    pub nats: NatsSettings,
+    /// Where the read state is.
+    pub redis: RedisSettings,
+    /// How it consumes the log.
+    #[serde(default)]
+    pub receipts: ReceiptsSettings,
+}
+
+impl Settings {
+    /// Defaults, then `CHAT_CONFIG`, then `CHAT_*` environment variables.
+    pub fn load() -> Result<Self, SettingsError> {
+        settings::load("")
+    }
+}
+
+/// The `[receipts]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ReceiptsSettings {
+    /// How many partitions share the rooms; every worker of a deployment must agree.
+    pub partitions: u32,
+    /// Which partition this worker applies (0-based); one process holds it at a time.
+    pub partition: u32,
+    /// Most events fetched and applied as one pipelined batch.
+    pub batch_size: usize,
+    /// How long one pull waits for the first event when the log is idle.
+    pub fetch_wait_ms: u64,
+    /// How long JetStream waits for an ack before redelivering.
+    pub ack_wait_ms: u64,
+    /// Unread sets kept per room: the newest this many messages that someone has not read.
+    /// Older ones are dropped and count as read by everyone (`docs/receipts.md`).
+    pub max_tracked_messages: usize,
+    /// How often edges' heartbeats are checked; an edge whose heartbeat expired is dead and
+    /// its users leave its rooms (OUT).
+    pub reap_interval_ms: u64,
+    /// How long a partition lease lasts without renewal; a standby worker takes over after it.
+    pub lease_ms: u64,
+}
+
+impl Default for ReceiptsSettings {
+    fn default() -> Self {
+        Self {
+            partitions: 1,
+            partition: 0,
+            batch_size: 256,
+            fetch_wait_ms: 200,
+            ack_wait_ms: 10_000,
+            max_tracked_messages: 1_000,
+            reap_interval_ms: 5_000,
+            lease_ms: 15_000,
+        }
+    }
+}
+
+/// A `[receipts]` value outside what the worker can run with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid [receipts] setting {key}: {reason}")]
+pub struct InvalidSettings {
+    /// The offending key.
+    pub key: &'static str,
+    /// What is allowed.
+    pub reason: &'static str,
+}
+
+impl ReceiptsSettings {
+    /// Checks every value against the bounds the worker relies on.
+    pub fn validate(&self) -> Result<(), InvalidSettings> {
+        let check = |ok: bool, key, reason| {
+            if ok {
+                Ok(())
+            } else {
+                Err(InvalidSettings { key, reason })
+            }
+        };
+        check(
+            (1..=1_024).contains(&self.partitions),
+            "partitions",
+            "1 to 1024",
+        )?;
+        check(
+            self.partition < self.partitions,
+            "partition",
+            "below partitions",
+        )?;
+        check(
+            (1..=10_000).contains(&self.batch_size),
+            "batch_size",
+            "1 to 10000",
+        )?;
+        check(
+            (1..=30_000).contains(&self.fetch_wait_ms),
+            "fetch_wait_ms",
+            "1 to 30000",
+        )?;
+        check(
+            (1_000..=600_000).contains(&self.ack_wait_ms),
+            "ack_wait_ms",
+            "1000 to 600000",
+        )?;
+        check(
+            self.max_tracked_messages >= 1,
+            "max_tracked_messages",
+            "at least 1",
+        )?;
+        check(
+            (100..=600_000).contains(&self.reap_interval_ms),
+            "reap_interval_ms",
+            "100 to 600000",
+        )?;
+        check(
+            (1_000..=600_000).contains(&self.lease_ms),
+            "lease_ms",
+            "1000 to 600000",
+        )
+    }
+
+    /// The durable consumer of this worker's partition, e.g. `receipts-0-of-1`.
+    pub fn consumer(&self) -> String {
+        consumer_name(self.partition, self.partitions)
+    }
+
+    /// [`ReceiptsSettings::fetch_wait_ms`] as a duration.
+    pub fn fetch_wait(&self) -> Duration {
+        Duration::from_millis(self.fetch_wait_ms)
+    }
+
+    /// [`ReceiptsSettings::ack_wait_ms`] as a duration.
+    pub fn ack_wait(&self) -> Duration {
+        Duration::from_millis(self.ack_wait_ms)
+    }
+
+    /// [`ReceiptsSettings::reap_interval_ms`] as a duration.
+    pub fn reap_interval(&self) -> Duration {
+        Duration::from_millis(self.reap_interval_ms)
+    }
+
+    /// [`ReceiptsSettings::lease_ms`] as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}
+
+/// The consumer name of `partition` out of `partitions`.
+pub fn consumer_name(partition: u32, partitions: u32) -> String {
+    format!("receipts-{partition}-of-{partitions}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_partitions_are_bounded() {
+        let d = ReceiptsSettings::default();
+        assert_eq!(d.validate(), Ok(()));
+        assert_eq!(d.consumer(), "receipts-0-of-1");
+        let invalid = ReceiptsSettings {
+            partition: 2,
+            partitions: 2,
+            ..d
+        };
+        assert_eq!(invalid.validate().map_err(|e| e.key), Err("partition"));
+    }
+}

@@ -1,0 +1,360 @@
+//! The running worker: holds its partition's lease, applies the log from where its durable
+//! consumer left off, publishes what changed, and reaps the presence of dead edges.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::message::Acker;
+use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::AckKind;
+use async_nats::Client;
+use chat_platform::backoff::Backoff;
+use chat_platform::connect::{self, ConnectError};
+use chat_schemas::{decode, EventLog};
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+use crate::keys::ReadKeys;
+use crate::lease::Lease;
+use crate::partition::partition_of;
+use crate::publish::publications;
+use crate::reaper::Reaper;
+use crate::settings::{InvalidSettings, ReceiptsSettings, Settings};
+use crate::state::{LoggedEvent, ReadState};
+
+/// The worker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A setting is out of bounds.
+    #[error(transparent)]
+    Settings(#[from] InvalidSettings),
+    /// A server is unreachable.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// Redis failed while starting.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// The durable consumer cannot be set up.
+    #[error("consumer {name} on stream {stream}: {message}")]
+    Consumer {
+        /// Consumer name.
+        name: String,
+        /// Stream name.
+        stream: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Another process took the partition over.
+    #[error("lost the lease of partition {0}")]
+    LeaseLost(String),
+}
+
+/// Runs the worker until `shutdown` completes (or its lease is lost, which is an error so a
+/// supervisor restarts it as a standby).
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WorkerError> {
+    let config = settings.receipts.clone();
+    config.validate()?;
+    let log = settings.nats.event_log();
+    let (client, jetstream) = connect::nats(&settings.nats).await?;
+    let stream = connect::event_stream(&jetstream, &log).await?;
+    let redis = connect::redis(&settings.redis).await?;
+    let keys = ReadKeys::new(settings.redis.key_prefix.clone());
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+
+    let consumer_name = config.consumer();
+    let Some(lease) = acquire(&redis, &keys, &consumer_name, &config, &stop).await? else {
+        return Ok(());
+    };
+    let (consumer, silent_until) =
+        durable_consumer(&stream, redis.clone(), &keys, &config, &log).await?;
+    let reaper = tokio::spawn(reap_forever(
+        Reaper {
+            redis: redis.clone(),
+            keys: keys.clone(),
+            jetstream,
+            log: log.clone(),
+            partition: config.partition,
+            partitions: config.partitions,
+        },
+        config.reap_interval(),
+        stop.clone(),
+    ));
+    tracing::info!(consumer = %consumer_name, stream = log.stream_name(), "receipts running");
+    let mut applier = Applier {
+        state: ReadState::new(redis, keys, config.max_tracked_messages),
+        nats: client,
+        log,
+        config,
+        silent_until,
+    };
+    let result = applier.run(&consumer, &stop, &lease.lost).await;
+    reaper.abort();
+    if lease.lost.is_cancelled() {
+        return Err(WorkerError::LeaseLost(consumer_name));
+    }
+    lease.release().await;
+    tracing::info!(consumer = %consumer_name, "receipts stopped");
+    result
+}
+
+/// Waits as a standby until the partition's lease is free; `None` when shut down first.
+async fn acquire(
+    redis: &ConnectionManager,
+    keys: &ReadKeys,
+    consumer: &str,
+    config: &ReceiptsSettings,
+    stop: &CancellationToken,
+) -> Result<Option<Lease>, WorkerError> {
+    let mut announced = false;
+    loop {
+        if let Some(lease) = Lease::try_acquire(redis, keys.lease(consumer), config.lease()).await?
+        {
+            return Ok(Some(lease));
+        }
+        if !announced {
+            tracing::info!(%consumer, "another worker holds this partition; standing by");
+            announced = true;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return Ok(None),
+            () = tokio::time::sleep(config.lease() / 3) => {}
+        }
+    }
+}
+
+async fn reap_forever(mut reaper: Reaper, every: Duration, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        if let Err(error) = reaper.reap().await {
+            tracing::warn!(%error, "reaping dead edges failed; trying again");
+        }
+    }
+}
+
+/// Creates or updates the durable consumer so that the read state misses no event.
+///
+/// Redis holds the partition's progress, written with each batch before its ack. Progress
+/// behind the consumer's ack floor means Redis lost state (flushed, restored, wiped): the
+/// consumer is recreated from just after the progress, and the events up to the old ack floor
+/// are applied again silently, since clients have seen them already. Returns the consumer and
+/// that silent limit.
+async fn durable_consumer(
+    stream: &Stream,
+    mut redis: ConnectionManager,
+    keys: &ReadKeys,
+    config: &ReceiptsSettings,
+    log: &EventLog,
+) -> Result<(PullConsumer, u64), WorkerError> {
+    let name = config.consumer();
+    let error = |message: String| WorkerError::Consumer {
+        name: name.clone(),
+        stream: log.stream_name().to_owned(),
+        message,
+    };
+    let progress: Option<u64> = redis::cmd("GET")
+        .arg(keys.progress(&name))
+        .query_async(&mut redis)
+        .await?;
+    let applied = progress.unwrap_or(0);
+    let mut wanted = pull::Config {
+        durable_name: Some(name.clone()),
+        description: Some("Applies the chat log to unread sets and presence in Redis".into()),
+        filter_subject: log.all_rooms(),
+        ack_policy: AckPolicy::All,
+        ack_wait: config.ack_wait(),
+        max_ack_pending: i64::try_from(config.batch_size).unwrap_or(i64::MAX),
+        ..Default::default()
+    };
+    let mut silent_until = 0;
+    match stream.consumer_info(&name).await {
+        Ok(info) if applied < info.ack_floor.stream_sequence => {
+            silent_until = info.ack_floor.stream_sequence;
+            tracing::warn!(
+                applied,
+                acked = silent_until,
+                "the read state is behind the consumer; applying the log again from after {applied}"
+            );
+            stream
+                .delete_consumer(&name)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+            wanted.deliver_policy = resume_after(applied);
+        }
+        Ok(info) => wanted.deliver_policy = info.config.deliver_policy,
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
+            wanted.deliver_policy = resume_after(applied);
+        }
+        Err(e) => return Err(error(e.to_string())),
+    }
+    let consumer = stream
+        .create_consumer(wanted)
+        .await
+        .map_err(|e| error(e.to_string()))?;
+    Ok((consumer, silent_until))
+}
+
+/// Where a new consumer starts for a read state that has applied the log up to `applied`.
+pub(crate) fn resume_after(applied: u64) -> DeliverPolicy {
+    match applied {
+        0 => DeliverPolicy::All,
+        applied => DeliverPolicy::ByStartSequence {
+            start_sequence: applied + 1,
+        },
+    }
+}
+
+struct Applier {
+    state: ReadState,
+    nats: Client,
+    log: EventLog,
+    config: ReceiptsSettings,
+    silent_until: u64,
+}
+
+impl Applier {
+    async fn run(
+        &mut self,
+        consumer: &PullConsumer,
+        stop: &CancellationToken,
+        lost: &CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let consumer_name = self.config.consumer();
+        let mut backoff = Backoff::default();
+        while !stop.is_cancelled() && !lost.is_cancelled() {
+            let (events, ackers, last_seq) = match self.fetch(consumer).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot fetch from the log");
+                    if pause(&mut backoff, stop).await {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            let (Some(last), Some(last_seq)) = (ackers.last(), last_seq) else {
+                continue;
+            };
+            let outcomes = loop {
+                match self
+                    .state
+                    .apply(&events, Some((&consumer_name, last_seq)))
+                    .await
+                {
+                    Ok(outcomes) => break Some(outcomes),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot apply a batch to Redis; retrying");
+                        if lost.is_cancelled() || pause(&mut backoff, stop).await {
+                            break None;
+                        }
+                    }
+                }
+            };
+            let Some(outcomes) = outcomes else {
+                for acker in &ackers {
+                    if let Err(error) = acker.ack_with(AckKind::Nak(None)).await {
+                        tracing::debug!(%error, "cannot hand back an unapplied event");
+                    }
+                }
+                break;
+            };
+            backoff.reset();
+            self.publish(&events, &outcomes).await;
+            if let Err(error) = last.double_ack().await {
+                tracing::warn!(%error, "ack failed; the batch will be applied again (no effect)");
+            }
+        }
+        Ok(())
+    }
+
+    /// Publishes what clients must hear, in log order, and flushes.
+    async fn publish(&self, events: &[LoggedEvent], outcomes: &[crate::state::Outcome]) {
+        for (event, outcome) in events.iter().zip(outcomes) {
+            if event.seq <= self.silent_until {
+                continue;
+            }
+            for publication in publications(&self.log, event, outcome) {
+                if let Err(error) = self
+                    .nats
+                    .publish_with_headers(
+                        publication.subject,
+                        publication.headers,
+                        publication.body,
+                    )
+                    .await
+                {
+                    tracing::warn!(%error, seq = event.seq, "cannot publish a view event");
+                }
+            }
+        }
+        if let Err(error) = self.nats.flush().await {
+            tracing::warn!(%error, "cannot flush view events");
+        }
+    }
+
+    /// Pulls one batch and keeps the events of this worker's rooms.
+    async fn fetch(&self, consumer: &PullConsumer) -> Result<Batch, async_nats::Error> {
+        let mut messages = consumer
+            .fetch()
+            .max_messages(self.config.batch_size)
+            .expires(self.config.fetch_wait())
+            .messages()
+            .await?;
+        let mut events = Vec::new();
+        let mut ackers = Vec::new();
+        let mut last_seq = None;
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(error) if ackers.is_empty() => return Err(error),
+                Err(error) => {
+                    tracing::debug!(%error, "fetch ended early");
+                    break;
+                }
+            };
+            let seq = message.info().map(|info| info.stream_sequence).ok();
+            let (message, acker) = message.split();
+            ackers.push(acker);
+            let Some(seq) = seq else { continue };
+            last_seq = Some(seq);
+            match decode(&message.payload) {
+                Ok(envelope)
+                    if partition_of(&envelope.room_id, self.config.partitions)
+                        == self.config.partition =>
+                {
+                    events.push(LoggedEvent { seq, envelope });
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, seq, "undecodable event skipped"),
+            }
+        }
+        Ok((events, ackers, last_seq))
+    }
+}
+
+/// One fetched batch: the decoded events of this worker's rooms, the ackers of every fetched
+/// message, and the last stream sequence fetched.
+type Batch = (Vec<LoggedEvent>, Vec<Acker>, Option<u64>);
+
+/// Sleeps the next backoff delay; true when shutdown came first.
+async fn pause(backoff: &mut Backoff, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => true,
+        () = tokio::time::sleep(backoff.next_delay()) => false,
+    }
+}

@@ -1,0 +1,429 @@
+//! Read receipts and presence end to end: real NATS, Redis and Cassandra, two edges (one in
+//! this process, one a child process), the receipts worker and the projector.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::time::Duration;
+
+use chat_tests::stomp::StompClient;
+use chat_tests::{ServiceProcess, TestApp};
+use edge::stomp::{Command, Frame};
+use serde_json::{json, Value};
+
+/// A group of `creator` and `others`; returns its id.
+async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
+    let (status, room) = app
+        .post(
+            creator,
+            "/api/rooms",
+            json!({"type": "GROUP", "name": "house", "userIds": others}),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    room["roomId"].as_str().expect("roomId").to_owned()
+}
+
+/// A connected client of `user` on the edge at `url`.
+async fn client(app: &TestApp, url: &str, user: &str) -> StompClient {
+    StompClient::connect(url, &app.token(user)).await
+}
+
+/// Subscribes to the room (waiting for the receipt, by which time presence is stored).
+async fn enter(client: &mut StompClient, id: &str, room: &str) {
+    client
+        .subscribe(id, &format!("/sub/rooms/{room}"), &[])
+        .await;
+}
+
+/// Unsubscribes, waiting for the receipt.
+async fn exit(client: &mut StompClient, id: &str) {
+    let receipt = format!("unsub-{id}");
+    client
+        .send(
+            Frame::new(Command::Unsubscribe)
+                .with_header("id", id)
+                .with_header("receipt", receipt.as_str()),
+        )
+        .await;
+    client.expect_receipt(&receipt).await;
+}
+
+/// Sends a CHAT over STOMP and waits for its receipt; the edge has stored it by then.
+async fn say(client: &mut StompClient, room: &str, content: &str) {
+    let receipt = format!("say-{content}");
+    client
+        .send(
+            Frame::new(Command::Send)
+                .with_header("destination", format!("/pub/rooms/{room}/messages"))
+                .with_header("receipt", receipt.as_str())
+                .with_body(json!({"content": content}).to_string()),
+        )
+        .await;
+    client.expect_receipt(&receipt).await;
+}
+
+/// The next MESSAGE whose body has `type`, skipping other messages.
+async fn next_of(client: &mut StompClient, kind: &str) -> Value {
+    loop {
+        let (_, body) = client.message().await;
+        if body["type"] == kind {
+            return body;
+        }
+    }
+}
+
+/// Asserts that no MESSAGE of `kind` arrives within `within`.
+async fn none_of(client: &mut StompClient, kind: &str, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while let Some(frame) = client
+        .next_within(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        let body: Value = serde_json::from_slice(&frame.body).unwrap_or(Value::Null);
+        assert_ne!(body["type"], kind, "unexpected {body}");
+    }
+}
+
+/// Polls `probe` until it returns `Some`, for up to 10 s.
+async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `user`'s unread count in `room` from `GET /api/rooms`, and their badge.
+async fn counts(app: &TestApp, user: &str, room: &str) -> (u64, u64) {
+    let (status, rooms) = app.get(user, "/api/rooms").await;
+    assert_eq!(status, 200, "{rooms}");
+    let in_room = rooms["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .find(|r| r["roomId"] == room)
+        .map_or(0, |r| r["unreadCount"].as_u64().expect("unreadCount"));
+    let (status, badge) = app.get(user, "/api/users/me/unread").await;
+    assert_eq!(status, 200, "{badge}");
+    (in_room, badge["unreadCount"].as_u64().expect("badge"))
+}
+
+/// Who has not read message `id`, from the API.
+async fn unread_by(app: &TestApp, user: &str, room: &str, id: &str) -> Vec<String> {
+    let (status, body) = app
+        .get(user, &format!("/api/rooms/{room}/messages/{id}/unread"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body["userIds"].clone()).expect("userIds")
+}
+
+#[tokio::test]
+async fn entering_reads_what_was_unread_and_everyone_hears_it() {
+    let app = TestApp::start().await;
+    let other = ServiceProcess::start("edge", &app.env, &[]);
+    let room = group(&app, "alice", &["bob", "carol"]).await;
+
+    let mut alice = client(&app, &app.base_url, "alice").await;
+    enter(&mut alice, "r", &room).await;
+    let own = next_of(&mut alice, "INFO").await;
+    assert_eq!(
+        (&own["userId"], &own["readCount"]),
+        (&json!("alice"), &json!(0))
+    );
+    let mut bob = client(&app, &other.url, "bob").await;
+    enter(&mut bob, "r", &room).await;
+    assert_eq!(next_of(&mut alice, "INFO").await["userId"], "bob");
+
+    say(&mut alice, &room, "hello").await;
+    let chat = next_of(&mut alice, "CHAT").await;
+    assert_eq!(chat["unreadCount"], 1, "only carol is away: {chat}");
+    assert_eq!(next_of(&mut bob, "CHAT").await["unreadCount"], 1);
+    let id = chat["messageId"].as_str().expect("id").to_owned();
+    assert_eq!(unread_by(&app, "bob", &room, &id).await, ["carol"]);
+    assert_eq!(counts(&app, "carol", &room).await, (1, 1));
+
+    let mut carol = client(&app, &other.url, "carol").await;
+    enter(&mut carol, "r", &room).await;
+    let expected = json!({"type": "INFO", "roomId": room, "userId": "carol",
+                          "readCount": 1, "lastReadMessageId": id});
+    assert_eq!(next_of(&mut alice, "INFO").await, expected);
+    assert_eq!(next_of(&mut bob, "INFO").await, expected);
+    assert_eq!(
+        next_of(&mut carol, "INFO").await,
+        expected,
+        "her own INFO too"
+    );
+
+    let (status, page) = app
+        .get("carol", &format!("/api/rooms/{room}/messages"))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let entry = page["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["messageId"] == id.as_str())
+        .cloned()
+        .expect("the message is in the history");
+    assert_eq!(entry["unreadCount"], 0);
+    assert_eq!(counts(&app, "carol", &room).await, (0, 0));
+    assert!(unread_by(&app, "alice", &room, &id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_second_device_keeps_the_user_present() {
+    let app = TestApp::start().await;
+    let other = ServiceProcess::start("edge", &app.env, &[]);
+    let room = group(&app, "alice", &["carol"]).await;
+    let mut alice = client(&app, &app.base_url, "alice").await;
+    enter(&mut alice, "r", &room).await;
+    next_of(&mut alice, "INFO").await;
+
+    let mut laptop = client(&app, &app.base_url, "carol").await;
+    let mut phone = client(&app, &other.url, "carol").await;
+    enter(&mut laptop, "r", &room).await;
+    assert_eq!(next_of(&mut alice, "INFO").await["userId"], "carol");
+    enter(&mut phone, "r", &room).await;
+    exit(&mut phone, "r").await;
+    drop(phone);
+    none_of(&mut alice, "OUT", Duration::from_millis(1500)).await;
+
+    say(&mut alice, &room, "seen").await;
+    assert_eq!(next_of(&mut alice, "CHAT").await["unreadCount"], 0);
+
+    exit(&mut laptop, "r").await;
+    let out = next_of(&mut alice, "OUT").await;
+    assert_eq!(
+        out,
+        json!({"type": "OUT", "roomId": room, "userId": "carol"})
+    );
+    say(&mut alice, &room, "unseen").await;
+    assert_eq!(next_of(&mut alice, "CHAT").await["unreadCount"], 1);
+    assert_eq!(counts(&app, "carol", &room).await, (1, 1));
+}
+
+#[tokio::test]
+async fn leaving_reads_everything_and_says_how_much() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &["bob", "carol"]).await;
+    let mut alice = client(&app, &app.base_url, "alice").await;
+    enter(&mut alice, "r", &room).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        say(&mut alice, &room, &format!("m{i}")).await;
+        let chat = next_of(&mut alice, "CHAT").await;
+        assert_eq!(chat["unreadCount"], 2);
+        ids.push(chat["messageId"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(counts(&app, "bob", &room).await, (3, 3));
+    let (status, body) = app
+        .delete("bob", &format!("/api/rooms/{room}/members/me"))
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+    let leave = next_of(&mut alice, "LEAVE").await;
+    assert_eq!(
+        (&leave["userId"], &leave["readCount"]),
+        (&json!("bob"), &json!(3))
+    );
+    for id in &ids {
+        assert_eq!(unread_by(&app, "alice", &room, id).await, ["carol"]);
+    }
+    assert_eq!(counts(&app, "bob", &room).await, (0, 0));
+    assert_eq!(counts(&app, "carol", &room).await, (3, 3));
+}
+
+#[tokio::test]
+async fn deleting_drops_the_unread_sets_and_feeds_carry_room_counts() {
+    let app = TestApp::start().await;
+    let room = group(&app, "alice", &["carol"]).await;
+    let mut carol = client(&app, &app.base_url, "carol").await;
+    carol.subscribe("feed", "/sub/users/carol", &[]).await;
+    let mut alice = client(&app, &app.base_url, "alice").await;
+    enter(&mut alice, "r", &room).await;
+    let mut ids = Vec::new();
+    for i in 1..=2 {
+        say(&mut alice, &room, &format!("m{i}")).await;
+        let entry = next_of(&mut carol, "CHAT").await;
+        assert_eq!(entry["roomUnreadCount"], i, "{entry}");
+        assert_eq!(entry["unreadCount"], 1);
+        ids.push(entry["messageId"].as_str().expect("id").to_owned());
+    }
+    let (status, body) = app
+        .delete("alice", &format!("/api/rooms/{room}/messages/{}", ids[0]))
+        .await;
+    assert!(status == 200 || status == 204, "{body}");
+    let delete = next_of(&mut alice, "DELETE").await;
+    assert_eq!(delete["messageIds"], json!([ids[0]]));
+    eventually("carol's count drops", || async {
+        (counts(&app, "carol", &room).await == (1, 1)).then_some(())
+    })
+    .await;
+    assert!(unread_by(&app, "alice", &room, &ids[0]).await.is_empty());
+    assert_eq!(unread_by(&app, "alice", &room, &ids[1]).await, ["carol"]);
+}
+
+/// What the counts must be: a model of the rules, driven by the same random steps.
+#[derive(Default)]
+struct Model {
+    members: BTreeSet<String>,
+    present: BTreeSet<String>,
+    /// Message id -> (sender, who has not read it).
+    unread: BTreeMap<String, (String, BTreeSet<String>)>,
+}
+
+impl Model {
+    fn send(&mut self, sender: &str, id: String) {
+        let absent: BTreeSet<String> = self
+            .members
+            .iter()
+            .filter(|m| *m != sender && !self.present.contains(*m))
+            .cloned()
+            .collect();
+        self.unread.insert(id, (sender.to_owned(), absent));
+    }
+
+    fn read_all(&mut self, user: &str) {
+        for (_, set) in self.unread.values_mut() {
+            set.remove(user);
+        }
+    }
+
+    fn count(&self, user: &str) -> u64 {
+        let n = self
+            .unread
+            .values()
+            .filter(|(_, s)| s.contains(user))
+            .count();
+        u64::try_from(n).expect("small")
+    }
+}
+
+/// A tiny deterministic generator, so a failure can be replayed from its seed.
+struct Steps(u64);
+
+impl Steps {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % u64::try_from(n).expect("small")).expect("small")
+    }
+}
+
+#[tokio::test]
+async fn counts_match_the_per_message_truth_after_random_steps() {
+    let app = TestApp::start().await;
+    let users = ["alice", "bob", "carol", "dave"];
+    let room = group(&app, "alice", &["bob", "carol", "dave"]).await;
+    let mut model = Model {
+        members: users.iter().map(|u| (*u).to_owned()).collect(),
+        ..Model::default()
+    };
+    let mut clients = Vec::new();
+    for user in users {
+        clients.push(client(&app, &app.base_url, user).await.ignoring_presence());
+    }
+    let seed = 0x9e37_79b9_7f4a_7c15;
+    let mut steps = Steps(seed);
+    for step in 0..60 {
+        let who = steps.below(users.len());
+        let user = users[who];
+        let member = model.members.contains(user);
+        match steps.below(10) {
+            0..=3 if member => {
+                let (status, sent) = app
+                    .post(
+                        user,
+                        &format!("/api/rooms/{room}/messages"),
+                        json!({"content": format!("step {step}")}),
+                    )
+                    .await;
+                assert_eq!(status, 201, "{sent}");
+                let id = sent["messageId"].as_str().expect("id").to_owned();
+                model.send(user, id);
+            }
+            4..=5 if member && !model.present.contains(user) => {
+                enter(&mut clients[who], "r", &room).await;
+                model.present.insert(user.to_owned());
+                model.read_all(user);
+            }
+            6..=7 if model.present.contains(user) => {
+                exit(&mut clients[who], "r").await;
+                model.present.remove(user);
+            }
+            8 if member && model.members.len() > 2 => {
+                // A client leaves the room screen before it quits the room.
+                if model.present.remove(user) {
+                    exit(&mut clients[who], "r").await;
+                }
+                let (status, body) = app
+                    .delete(user, &format!("/api/rooms/{room}/members/me"))
+                    .await;
+                assert!(status == 200 || status == 204, "{body}");
+                model.members.remove(user);
+                model.read_all(user);
+            }
+            9 if !member => {
+                let inviter = model.members.iter().next().cloned().expect("a member");
+                let (status, body) = app
+                    .post(
+                        &inviter,
+                        &format!("/api/rooms/{room}/members"),
+                        json!({"userIds": [user]}),
+                    )
+                    .await;
+                assert!(status == 200 || status == 201, "{body}");
+                model.members.insert(user.to_owned());
+            }
+            9 => {
+                let own: Vec<String> = model
+                    .unread
+                    .iter()
+                    .filter(|(_, (sender, _))| sender == user)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                if !own.is_empty() {
+                    let id = own[steps.below(own.len())].clone();
+                    let (status, body) = app
+                        .delete(user, &format!("/api/rooms/{room}/messages/{id}"))
+                        .await;
+                    assert!(status == 200 || status == 204, "{body}");
+                    model.unread.remove(&id);
+                }
+            }
+            _ => {}
+        }
+    }
+    let reader = model.members.iter().next().cloned().expect("a member");
+    eventually("the worker caught up", || async {
+        let mut all_match = true;
+        for (id, (_, expected)) in &model.unread {
+            let got: BTreeSet<String> = unread_by(&app, &reader, &room, id)
+                .await
+                .into_iter()
+                .collect();
+            all_match &= &got == expected;
+        }
+        all_match.then_some(())
+    })
+    .await;
+    for user in users {
+        let expected = if model.members.contains(user) {
+            model.count(user)
+        } else {
+            0
+        };
+        assert_eq!(
+            counts(&app, user, &room).await,
+            (expected, expected),
+            "{user} (seed {seed:#x})"
+        );
+    }
+}
