@@ -149,6 +149,13 @@ async fn entering_reads_what_was_unread_and_everyone_hears_it() {
     assert_eq!(unread_by(&app, "bob", &room, &id).await, ["carol"]);
     assert_eq!(counts(&app, "carol", &room).await, (1, 1));
 
+    let quick_check = receipts::UnreadCounts::new(
+        app.env.redis.clone(),
+        receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone()),
+    );
+    let room_id: chat_schemas::RoomId = room.parse().expect("room id");
+    assert!(quick_check.room_has_unread(&room_id).await.expect("redis"));
+
     let mut carol = client(&app, &other.url, "carol").await;
     enter(&mut carol, "r", &room).await;
     let expected = json!({"type": "INFO", "roomId": room, "userId": "carol",
@@ -175,6 +182,10 @@ async fn entering_reads_what_was_unread_and_everyone_hears_it() {
     assert_eq!(entry["unreadCount"], 0);
     assert_eq!(counts(&app, "carol", &room).await, (0, 0));
     assert!(unread_by(&app, "alice", &room, &id).await.is_empty());
+    assert!(
+        !quick_check.room_has_unread(&room_id).await.expect("redis"),
+        "nobody has anything unread in the room"
+    );
 }
 
 #[tokio::test]

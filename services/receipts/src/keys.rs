@@ -48,6 +48,12 @@ impl ReadKeys {
         format!("{}rs:unread:{room}:{seq}", self.prefix)
     }
 
+    /// The last sequence of `room` the worker applied: a message's unread set is final once
+    /// this reaches it.
+    pub fn applied(&self, room: &RoomId) -> String {
+        format!("{}rs:applied:{room}", self.prefix)
+    }
+
     /// Room -> unread messages of `user`.
     pub fn counts(&self, user: &UserId) -> String {
         format!("{}rs:counts:{user}", self.prefix)

@@ -91,11 +91,6 @@ impl ReadState {
         }
     }
 
-    /// The key names in use.
-    pub fn keys(&self) -> &ReadKeys {
-        &self.keys
-    }
-
     /// Applies `events` in order in one round trip and, when `progress` names a consumer and
     /// the last sequence it fetched, records that as its progress in the same pipeline.
     pub async fn apply(

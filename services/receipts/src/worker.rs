@@ -47,13 +47,11 @@ pub enum WorkerError {
         /// What went wrong.
         message: String,
     },
-    /// Another process took the partition over.
-    #[error("lost the lease of partition {0}")]
-    LeaseLost(String),
 }
 
-/// Runs the worker until `shutdown` completes (or its lease is lost, which is an error so a
-/// supervisor restarts it as a standby).
+/// Runs the worker until `shutdown` completes. While another process holds the partition, it
+/// waits as a standby; a worker that loses its lease (a stall longer than the lease, Redis
+/// flushed) stops applying and goes back to waiting, so two processes never write one room.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -75,11 +73,6 @@ pub async fn run(
     });
 
     let consumer_name = config.consumer();
-    let Some(lease) = acquire(&redis, &keys, &consumer_name, &config, &stop).await? else {
-        return Ok(());
-    };
-    let (consumer, silent_until) =
-        durable_consumer(&stream, redis.clone(), &keys, &config, &log).await?;
     let reaper = tokio::spawn(reap_forever(
         Reaper {
             redis: redis.clone(),
@@ -92,20 +85,36 @@ pub async fn run(
         config.reap_interval(),
         stop.clone(),
     ));
-    tracing::info!(consumer = %consumer_name, stream = log.stream_name(), "receipts running");
     let mut applier = Applier {
-        state: ReadState::new(redis, keys, config.max_tracked_messages),
+        state: ReadState::new(redis.clone(), keys.clone(), config.max_tracked_messages),
         nats: client,
-        log,
-        config,
-        silent_until,
+        log: log.clone(),
+        config: config.clone(),
+        silent_until: 0,
     };
-    let result = applier.run(&consumer, &stop, &lease.lost).await;
+    let result = loop {
+        let Some(lease) = acquire(&redis, &keys, &consumer_name, &config, &stop).await? else {
+            break Ok(());
+        };
+        let (consumer, silent_until) =
+            match durable_consumer(&stream, redis.clone(), &keys, &config, &log).await {
+                Ok(found) => found,
+                Err(error) => {
+                    lease.release().await;
+                    break Err(error);
+                }
+            };
+        applier.silent_until = silent_until;
+        tracing::info!(consumer = %consumer_name, stream = log.stream_name(), "receipts running");
+        let result = applier.run(&consumer, &stop, &lease.lost).await;
+        if lease.lost.is_cancelled() && !stop.is_cancelled() {
+            tracing::error!(consumer = %consumer_name, "lost the partition lease; standing by");
+            continue;
+        }
+        lease.release().await;
+        break result;
+    };
     reaper.abort();
-    if lease.lost.is_cancelled() {
-        return Err(WorkerError::LeaseLost(consumer_name));
-    }
-    lease.release().await;
     tracing::info!(consumer = %consumer_name, "receipts stopped");
     result
 }
@@ -152,8 +161,9 @@ async fn reap_forever(mut reaper: Reaper, every: Duration, stop: CancellationTok
 /// Redis holds the partition's progress, written with each batch before its ack. Progress
 /// behind the consumer's ack floor means Redis lost state (flushed, restored, wiped): the
 /// consumer is recreated from just after the progress, and the events up to the old ack floor
-/// are applied again silently, since clients have seen them already. Returns the consumer and
-/// that silent limit.
+/// are applied again silently, since clients have seen them already. A partition with neither
+/// consumer nor progress applies the whole log silently up to its current end. Returns the
+/// consumer and that silent limit.
 async fn durable_consumer(
     stream: &Stream,
     mut redis: ConnectionManager,
@@ -199,6 +209,17 @@ async fn durable_consumer(
         Ok(info) => wanted.deliver_policy = info.config.deliver_policy,
         Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
             wanted.deliver_policy = resume_after(applied);
+            if progress.is_none() {
+                // A partition never run against this Redis (a new deployment, or a changed
+                // partition count): what the log holds already, clients have seen.
+                let mut stream = stream.clone();
+                silent_until = stream
+                    .info()
+                    .await
+                    .map_err(|e| error(e.to_string()))?
+                    .state
+                    .last_sequence;
+            }
         }
         Err(e) => return Err(error(e.to_string())),
     }
