@@ -1,7 +1,30 @@
-//! The Cassandra schema of the projections: one keyspace, its tables, created idempotently.
+//! The Cassandra schema: one keyspace, its tables, created idempotently.
 //!
-//! Every table is a projection of the event log and can be rebuilt by replaying it into a fresh
+//! Most tables are projections of the event log and can be rebuilt by replaying it into a fresh
 //! keyspace, which is why the keyspace name is a parameter rather than a constant.
+//!
+//! Three tables are **user settings**, not projections: the edge writes them directly when a
+//! client calls the API (they are not chat events, so they never go through the log), and a
+//! replay does not recreate them — copy them when moving to a replayed keyspace.
+//!
+//! - `push_tokens (user_id, device_token) -> platform, updated_at`: a user's device tokens, one
+//!   partition per user (`platform` is `android`, `ios` or `web`; `updated_at` is when the token
+//!   was last registered). The notifier reads a user's tokens with
+//!   `SELECT device_token, platform FROM push_tokens WHERE user_id = ?`.
+//! - `push_token_owners (device_token) -> user_id`: which user a token belongs to, so that a token
+//!   registered by another user moves to them. Written **only** with lightweight transactions
+//!   (conditional statements), so never write it with a plain `INSERT`/`UPDATE`/`DELETE`.
+//! - `room_mutes (user_id, room_id) -> muted`: a room is muted for a user when the row exists
+//!   with `muted = true`; unmuting deletes the row. The notifier asks
+//!   `SELECT muted FROM room_mutes WHERE user_id = ? AND room_id = ?`.
+//!
+//! Removing a token (what the notifier does when FCM reports it unregistered) is two statements:
+//! `DELETE FROM push_tokens WHERE user_id = ? AND device_token = ?`, then
+//! `DELETE FROM push_token_owners WHERE device_token = ? IF user_id = ?` (conditional, so a token
+//! that has meanwhile moved to another user keeps its new owner).
+//!
+//! The column is `device_token`, not `token`: `token` is a CQL keyword (the `token()`
+//! function) and would have to be quoted in every statement.
 
 /// The keyspace production uses.
 pub const DEFAULT_KEYSPACE: &str = "chat";
@@ -99,6 +122,27 @@ const TABLES: &[&str] = &[
         projector text PRIMARY KEY,
         applied_seq bigint
     )",
+    // User settings (see the module documentation): written by the edge, not by the projector.
+    // A user's push tokens, one partition per user: what the notifier sends to.
+    "CREATE TABLE IF NOT EXISTS {ks}.push_tokens (
+        user_id text,
+        device_token text,
+        platform text,
+        updated_at timestamp,
+        PRIMARY KEY (user_id, device_token)
+    )",
+    // The one user a push token belongs to; changed only with lightweight transactions.
+    "CREATE TABLE IF NOT EXISTS {ks}.push_token_owners (
+        device_token text PRIMARY KEY,
+        user_id text
+    )",
+    // The rooms a user muted: a row with `muted = true`; unmuting deletes it.
+    "CREATE TABLE IF NOT EXISTS {ks}.room_mutes (
+        user_id text,
+        room_id uuid,
+        muted boolean,
+        PRIMARY KEY (user_id, room_id)
+    )",
 ];
 
 #[cfg(test)]
@@ -121,5 +165,14 @@ mod tests {
         assert!(statements[0].starts_with("CREATE KEYSPACE IF NOT EXISTS t_x "));
         assert!(statements[1..].iter().all(|s| s.contains(" t_x.")));
         assert!(statements.iter().all(|s| !s.contains("{ks}")));
+    }
+
+    #[test]
+    fn user_settings_tables_are_created() {
+        let statements = schema("t_x", 1).expect("valid");
+        for table in ["push_tokens", "push_token_owners", "room_mutes"] {
+            let create = format!("CREATE TABLE IF NOT EXISTS t_x.{table} (");
+            assert!(statements.iter().any(|s| s.starts_with(&create)), "{table}");
+        }
     }
 }

@@ -20,7 +20,36 @@ pub struct TestApp {
     pub edge_settings: edge::Settings,
     http: reqwest::Client,
     tasks: Vec<JoinHandle<()>>,
-    receipts: Option<(tokio::sync::oneshot::Sender<()>, JoinHandle<()>)>,
+    receipts: Option<Stoppable>,
+    notifier: Option<Stoppable>,
+}
+
+/// A service task of this process that stops gracefully when asked.
+type Stoppable = (tokio::sync::oneshot::Sender<()>, JoinHandle<()>);
+
+/// Runs `service` (given the future that completes when it should stop) on a task.
+fn spawn_stoppable<E, F, Fut>(name: &'static str, service: F) -> Stoppable
+where
+    E: std::fmt::Display,
+    F: FnOnce(std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = spawn_logged(
+        name,
+        service(Box::pin(async move {
+            let _ = stopped.await;
+        })),
+    );
+    (stop, task)
+}
+
+/// Asks a stoppable service to stop and waits for it.
+async fn stop(service: Option<Stoppable>) {
+    if let Some((stop, task)) = service {
+        let _ = stop.send(());
+        task.await.unwrap_or_else(|e| panic!("service task: {e}"));
+    }
 }
 
 impl TestApp {
@@ -48,6 +77,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             tasks: Vec::new(),
             receipts: None,
+            notifier: None,
         };
         app.tasks.push(app.spawn_projector());
         app.start_receipts();
@@ -83,22 +113,48 @@ impl TestApp {
     /// Starts the receipts worker on this environment in the background (it runs from the
     /// start unless [`TestApp::stop_receipts`] stopped it).
     pub fn start_receipts(&mut self) {
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = spawn_logged(
-            "receipts",
-            receipts::run(self.receipts_settings(), async move {
-                let _ = stopped.await;
-            }),
-        );
-        self.receipts = Some((stop, task));
+        let settings = self.receipts_settings();
+        self.receipts = Some(spawn_stoppable("receipts", |stopped| {
+            receipts::run(settings, stopped)
+        }));
     }
 
     /// Stops the receipts worker gracefully (it releases its partition lease).
     pub async fn stop_receipts(&mut self) {
-        if let Some((stop, task)) = self.receipts.take() {
-            let _ = stop.send(());
-            task.await.unwrap_or_else(|e| panic!("receipts task: {e}"));
+        stop(self.receipts.take()).await;
+    }
+
+    /// Starts a notifier with `settings` in the background and waits until its consumer
+    /// exists (a new notifier pushes only events stored after that).
+    pub async fn start_notifier(&mut self, settings: notifier::Settings) {
+        let consumer = settings.notifier.consumer.clone();
+        self.notifier = Some(spawn_stoppable("notifier", |stopped| {
+            notifier::run(settings, stopped)
+        }));
+        self.wait_for_consumer(&consumer).await;
+    }
+
+    /// Waits up to 20 s until the durable consumer `name` exists on the test's stream.
+    pub async fn wait_for_consumer(&self, name: &str) {
+        let stream = self
+            .env
+            .jetstream
+            .get_stream(self.env.log.stream_name())
+            .await
+            .unwrap_or_else(|e| panic!("stream: {e}"));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while stream.consumer_info(name).await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "consumer {name} never appeared"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+    }
+
+    /// Stops the notifier gracefully (it finishes the events it started).
+    pub async fn stop_notifier(&mut self) {
+        stop(self.notifier.take()).await;
     }
 
     /// Starts another edge on the same environment; returns its base URL.
@@ -236,7 +292,7 @@ impl Drop for TestApp {
         for task in &self.tasks {
             task.abort();
         }
-        if let Some((_, task)) = &self.receipts {
+        for (_, task) in self.receipts.iter().chain(&self.notifier) {
             task.abort();
         }
     }

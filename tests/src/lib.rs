@@ -7,6 +7,7 @@
 
 mod app;
 mod process;
+pub mod push;
 pub mod stomp;
 
 use std::sync::Arc;

@@ -57,6 +57,15 @@ impl ApiError {
         )
     }
 
+    /// 404 `PUSH_TOKEN_NOT_FOUND`: the caller has no such push token.
+    pub fn push_token_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "PUSH_TOKEN_NOT_FOUND",
+            "you have no such push token",
+        )
+    }
+
     /// 503 for a server the edge depends on failing.
     pub fn unavailable(what: &str, error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "{what} failed");

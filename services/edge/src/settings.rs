@@ -28,6 +28,7 @@ outbound_queue = 1024
 heart_beat_ms = 10000
 presence_heartbeat_ms = 5000
 presence_ttl_ms = 15000
+max_push_tokens_per_user = 10
 "#;
 
 /// Everything the edge reads from configuration.
@@ -86,6 +87,9 @@ pub struct EdgeSettings {
     /// How long the heartbeat lives without renewal: after it, receipts workers treat the edge
     /// as dead and its users as gone from their rooms.
     pub presence_ttl_ms: u64,
+    /// Most push tokens one user may have; registering one more replaces their least recently
+    /// registered token. Values below 1 count as 1.
+    pub max_push_tokens_per_user: usize,
 }
 
 impl EdgeSettings {

@@ -1,4 +1,7 @@
-//! Reads of the Cassandra projections, with statements prepared once at start.
+//! Reads of the Cassandra projections, with statements prepared once at start, and (in
+//! [`user_settings`]) the user settings the edge writes itself.
+
+pub mod user_settings;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -11,9 +14,11 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
-/// A projection read failed.
+use self::user_settings::UserSettings;
+
+/// A Cassandra request failed.
 #[derive(Debug, thiserror::Error)]
-#[error("Cassandra read failed: {0}")]
+#[error("Cassandra request failed: {0}")]
 pub struct StoreError(String);
 
 fn store_error(error: impl std::fmt::Display) -> StoreError {
@@ -103,6 +108,7 @@ pub struct Store {
     message: PreparedStatement,
     client_message: PreparedStatement,
     progress: PreparedStatement,
+    user_settings: UserSettings,
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -164,8 +170,14 @@ impl Store {
                 "SELECT applied_seq FROM {keyspace}.projector_progress WHERE projector = ?"
             ))
             .await?,
+            user_settings: UserSettings::prepare(session.clone(), keyspace).await?,
             session,
         })
+    }
+
+    /// Push tokens and room mutes: the user settings the edge reads and writes itself.
+    pub fn user_settings(&self) -> &UserSettings {
+        &self.user_settings
     }
 
     /// Every row a prepared read returns.
@@ -177,16 +189,7 @@ impl Store {
     where
         T: for<'f> DeserializeRow<'f, 'f>,
     {
-        self.session
-            .execute_unpaged(statement, values)
-            .await
-            .map_err(store_error)?
-            .into_rows_result()
-            .map_err(store_error)?
-            .rows::<T>()
-            .map_err(store_error)?
-            .collect::<Result<_, _>>()
-            .map_err(store_error)
+        select(&self.session, statement, values).await
     }
 
     /// The first row a prepared read returns, if any.
@@ -363,6 +366,27 @@ impl Store {
             .and_then(|seq| u64::try_from(seq).ok())
             .unwrap_or(0))
     }
+}
+
+/// Every row a prepared read returns.
+async fn select<T>(
+    session: &Session,
+    statement: &PreparedStatement,
+    values: impl SerializeRow,
+) -> Result<Vec<T>, StoreError>
+where
+    T: for<'f> DeserializeRow<'f, 'f>,
+{
+    session
+        .execute_unpaged(statement, values)
+        .await
+        .map_err(store_error)?
+        .into_rows_result()
+        .map_err(store_error)?
+        .rows::<T>()
+        .map_err(store_error)?
+        .collect::<Result<_, _>>()
+        .map_err(store_error)
 }
 
 fn message_from_row(room: RoomId, row: MessageRow) -> Message {

@@ -1,9 +1,10 @@
-//! The JSON shapes of rooms and messages, exactly as `docs/api.md` documents them.
+//! The JSON shapes of rooms, messages and push tokens, exactly as `docs/api.md` documents them.
 
 use chat_schemas::view::rfc3339_millis;
 use chat_schemas::RoomKind;
 use serde::Serialize;
 
+use crate::store::user_settings::PushToken;
 use crate::store::{Message, Room};
 
 /// A room as clients see it.
@@ -19,12 +20,20 @@ pub struct RoomView {
     updated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     unread_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    muted: Option<bool>,
 }
 
 impl RoomView {
     /// The same room with the caller's `unreadCount` in it.
     pub fn with_unread_count(mut self, count: u64) -> Self {
         self.unread_count = Some(count);
+        self
+    }
+
+    /// The same room with `muted`: whether the caller muted its push notifications.
+    pub fn with_muted(mut self, muted: bool) -> Self {
+        self.muted = Some(muted);
         self
     }
 }
@@ -39,6 +48,7 @@ impl From<&Room> for RoomView {
             last_message: room.last_message.as_ref().map(MessageView::from),
             updated_at: rfc3339_millis(room.updated_at),
             unread_count: None,
+            muted: None,
         }
     }
 }
@@ -90,6 +100,25 @@ impl From<&Message> for MessageView {
             user_ids: system.then(|| message.user_ids.clone()),
             client_message_id: message.client_message_id.clone(),
             unread_count: None,
+        }
+    }
+}
+
+/// A push token as its owner sees it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushTokenView {
+    token: String,
+    platform: String,
+    updated_at: String,
+}
+
+impl From<&PushToken> for PushTokenView {
+    fn from(token: &PushToken) -> Self {
+        Self {
+            token: token.token.clone(),
+            platform: token.platform.clone(),
+            updated_at: rfc3339_millis(token.updated_at),
         }
     }
 }

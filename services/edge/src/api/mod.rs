@@ -2,6 +2,8 @@
 
 mod members;
 mod messages;
+mod mutes;
+mod push;
 mod rooms;
 mod unread;
 
@@ -9,9 +11,11 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use chat_schemas::{RoomId, UserId};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -37,7 +41,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/rooms/{room_id}/members", post(members::invite))
         .route("/api/rooms/{room_id}/members/me", delete(members::leave))
+        .route("/api/rooms/{room_id}/mute", put(mutes::set))
         .route("/api/users/me/unread", get(unread::badge))
+        .route(
+            "/api/users/me/push-tokens",
+            get(push::list).put(push::register),
+        )
+        .route("/api/users/me/push-tokens/{token}", delete(push::remove))
         .route("/ws", get(crate::live::upgrade))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -74,6 +84,13 @@ async fn member_room(state: &AppState, caller: &UserId, room: RoomId) -> Result<
     } else {
         Err(ApiError::not_a_member())
     }
+}
+
+/// A body that must be a JSON object of `T`'s shape; anything else (an array, even one whose
+/// elements would fill `T`'s fields in order) is 400 `BAD_REQUEST`.
+fn object_body<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, ApiError> {
+    serde_json::from_value(Value::Object(body))
+        .map_err(|e| ApiError::bad_request("BAD_REQUEST", format!("invalid body: {e}")))
 }
 
 /// Parses and de-duplicates user ids from a request body (400 `INVALID_USER_ID`).

@@ -1,6 +1,6 @@
 //! `POST /api/rooms`, `GET /api/rooms`, `GET /api/rooms/{roomId}`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -156,29 +156,42 @@ pub fn room_too_large(max: usize) -> ApiError {
     )
 }
 
-/// The caller's rooms, most recent activity first, each with the caller's `unreadCount`.
+/// The caller's rooms, most recent activity first, each with the caller's `unreadCount` and
+/// `muted`.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let (mut rooms, counts) = tokio::try_join!(
+    let (mut rooms, counts, muted) = tokio::try_join!(
         member_rooms(&state, &caller),
-        unread_by_room(&state, &caller)
+        unread_by_room(&state, &caller),
+        muted_rooms(&state, &caller),
     )?;
     rooms.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
-    let views: Vec<RoomView> = rooms.iter().map(|room| room_view(room, &counts)).collect();
+    let views: Vec<RoomView> = rooms
+        .iter()
+        .map(|room| room_view(room, &counts, muted.contains(&room.id)))
+        .collect();
     Ok(Json(json!({ "rooms": views })))
 }
 
-/// One room, to its members, with the caller's `unreadCount`.
+/// One room, to its members, with the caller's `unreadCount` and `muted`.
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(raw_room): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
     let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
-    let counts = unread_by_room(&state, &caller).await?;
-    Ok(Json(room_view(&room, &counts)))
+    let (counts, muted) = tokio::try_join!(unread_by_room(&state, &caller), async {
+        Ok::<_, ApiError>(
+            state
+                .store
+                .user_settings()
+                .is_muted(&caller, room.id)
+                .await?,
+        )
+    })?;
+    Ok(Json(room_view(&room, &counts, muted)))
 }
 
 /// The rooms `caller` is a member of, in no particular order.
@@ -202,8 +215,15 @@ async fn unread_by_room(
     Ok(state.unread.of_user(caller).await?)
 }
 
+/// The rooms `caller` muted, in one Cassandra partition read.
+async fn muted_rooms(state: &AppState, caller: &UserId) -> Result<HashSet<RoomId>, ApiError> {
+    Ok(state.store.user_settings().muted_rooms(caller).await?)
+}
+
 /// The room as the caller sees it: `unreadCount` 0 when `counts` has no entry for it.
-fn room_view(room: &Room, counts: &HashMap<RoomId, u64>) -> RoomView {
+fn room_view(room: &Room, counts: &HashMap<RoomId, u64>, muted: bool) -> RoomView {
     let count = counts.get(&room.id).copied().unwrap_or(0);
-    RoomView::from(room).with_unread_count(count)
+    RoomView::from(room)
+        .with_unread_count(count)
+        .with_muted(muted)
 }

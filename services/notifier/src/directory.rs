@@ -1,0 +1,116 @@
+//! What the notifier reads from Cassandra: a room's title, a user's device tokens and mutes
+//! (written by the edge's push-token and mute API), and the removal of a dead token.
+
+use std::sync::Arc;
+
+use scylla::client::session::Session;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
+use uuid::Uuid;
+
+/// A Cassandra read or write failed.
+#[derive(Debug, thiserror::Error)]
+#[error("Cassandra: {0}")]
+pub struct DirectoryError(String);
+
+fn error(e: impl std::fmt::Display) -> DirectoryError {
+    DirectoryError(e.to_string())
+}
+
+/// Prepared statements over the keyspace.
+pub struct Directory {
+    session: Arc<Session>,
+    room: PreparedStatement,
+    tokens: PreparedStatement,
+    muted: PreparedStatement,
+    delete_token: PreparedStatement,
+    delete_owner: PreparedStatement,
+}
+
+impl Directory {
+    /// Prepares every statement against `keyspace`.
+    pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, DirectoryError> {
+        let prepare = |cql: String| {
+            let session = session.clone();
+            async move { session.prepare(cql).await.map_err(error) }
+        };
+        Ok(Self {
+            room: prepare(format!(
+                "SELECT kind, name FROM {keyspace}.rooms WHERE room_id = ?"
+            ))
+            .await?,
+            tokens: prepare(format!(
+                "SELECT device_token FROM {keyspace}.push_tokens WHERE user_id = ?"
+            ))
+            .await?,
+            muted: prepare(format!(
+                "SELECT muted FROM {keyspace}.room_mutes WHERE user_id = ? AND room_id = ?"
+            ))
+            .await?,
+            delete_token: prepare(format!(
+                "DELETE FROM {keyspace}.push_tokens WHERE user_id = ? AND device_token = ?"
+            ))
+            .await?,
+            delete_owner: prepare(format!(
+                "DELETE FROM {keyspace}.push_token_owners WHERE device_token = ? IF user_id = ?"
+            ))
+            .await?,
+            session,
+        })
+    }
+
+    async fn select<T>(
+        &self,
+        statement: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<T>, DirectoryError>
+    where
+        T: for<'f> DeserializeRow<'f, 'f>,
+    {
+        self.session
+            .execute_unpaged(statement, values)
+            .await
+            .map_err(error)?
+            .into_rows_result()
+            .map_err(error)?
+            .rows::<T>()
+            .map_err(error)?
+            .collect::<Result<_, _>>()
+            .map_err(error)
+    }
+
+    /// The room's kind (`DIRECT` or `GROUP`) and name, if the projection has it.
+    pub async fn room(
+        &self,
+        room: Uuid,
+    ) -> Result<Option<(Option<String>, Option<String>)>, DirectoryError> {
+        let rows: Vec<(Option<String>, Option<String>)> = self.select(&self.room, (room,)).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Every device token of `user`.
+    pub async fn tokens(&self, user: &str) -> Result<Vec<String>, DirectoryError> {
+        let rows: Vec<(String,)> = self.select(&self.tokens, (user,)).await?;
+        Ok(rows.into_iter().map(|(token,)| token).collect())
+    }
+
+    /// Whether `user` muted `room`.
+    pub async fn muted(&self, user: &str, room: Uuid) -> Result<bool, DirectoryError> {
+        let rows: Vec<(Option<bool>,)> = self.select(&self.muted, (user, room)).await?;
+        Ok(rows.into_iter().next().and_then(|(m,)| m).unwrap_or(false))
+    }
+
+    /// Removes a token FCM called dead from `user` (and its owner entry, if still theirs).
+    pub async fn forget_token(&self, user: &str, token: &str) -> Result<(), DirectoryError> {
+        self.session
+            .execute_unpaged(&self.delete_token, (user, token))
+            .await
+            .map_err(error)?;
+        self.session
+            .execute_unpaged(&self.delete_owner, (token, user))
+            .await
+            .map_err(error)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! The FCM HTTP v1 message for one push, within FCM's 4 KB payload limit.
+
+use serde_json::{json, Value};
+
+/// FCM refuses messages above 4096 bytes; the body is shortened until the message fits.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Longest preview of a message's text, in characters, before the size limit applies.
+pub const MAX_PREVIEW_CHARS: usize = 200;
+
+/// What a push says, independent of the device it goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The notification title: the group's name, or the sender in a 1:1 room.
+    pub title: String,
+    /// The notification body: a preview of the message, or what happened.
+    pub body: String,
+    /// The room, for grouping and for the app to open.
+    pub room_id: String,
+    /// The event's message id.
+    pub message_id: String,
+    /// `CHAT` or `INVITE`.
+    pub kind: &'static str,
+}
+
+/// The `message` object of `messages:send` for `token`, with the recipient's `badge`.
+pub fn message(notice: &Notice, token: &str, badge: u64) -> Value {
+    let mut body: String = notice.body.chars().take(MAX_PREVIEW_CHARS).collect();
+    if body.chars().count() < notice.body.chars().count() {
+        body.push('…');
+    }
+    loop {
+        let message = build(notice, &body, token, badge);
+        let size = message.to_string().len();
+        if size <= MAX_MESSAGE_BYTES || body.is_empty() {
+            return message;
+        }
+        let keep = body
+            .chars()
+            .count()
+            .saturating_sub(size - MAX_MESSAGE_BYTES + 1);
+        body = body.chars().take(keep).collect();
+        body.push('…');
+        if keep == 0 {
+            body.clear();
+        }
+    }
+}
+
+fn build(notice: &Notice, body: &str, token: &str, badge: u64) -> Value {
+    json!({
+        "token": token,
+        "notification": {"title": notice.title, "body": body},
+        "data": {
+            "roomId": notice.room_id,
+            "messageId": notice.message_id,
+            "type": notice.kind,
+        },
+        "android": {
+            "collapse_key": notice.room_id,
+            "priority": "HIGH",
+            "notification": {"tag": notice.room_id},
+        },
+        "apns": {
+            "headers": {"apns-collapse-id": collapse_id(&notice.room_id)},
+            "payload": {"aps": {"thread-id": notice.room_id, "badge": badge}},
+        },
+    })
+}
+
+/// `apns-collapse-id` may be at most 64 bytes; a room id (36) always fits.
+fn collapse_id(room_id: &str) -> String {
+    room_id.chars().take(64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notice(body: &str) -> Notice {
+        Notice {
+            title: "Housemates".into(),
+            body: body.into(),
+            room_id: "9a0f1f5e-3c1d-4a53-9d55-1a2b3c4d5e6f".into(),
+            message_id: "42".into(),
+            kind: "CHAT",
+        }
+    }
+
+    #[test]
+    fn data_values_are_strings_and_grouping_is_per_room() {
+        let m = message(&notice("hi"), "tok", 3);
+        assert_eq!(m["data"]["messageId"], "42");
+        assert!(m["data"]
+            .as_object()
+            .expect("data")
+            .values()
+            .all(Value::is_string));
+        assert_eq!(m["android"]["notification"]["tag"], m["data"]["roomId"]);
+        assert_eq!(
+            m["apns"]["payload"]["aps"]["thread-id"],
+            m["data"]["roomId"]
+        );
+        assert_eq!(m["apns"]["payload"]["aps"]["badge"], 3);
+        assert_eq!(m["notification"]["body"], "hi");
+    }
+
+    #[test]
+    fn long_text_is_cut_to_a_preview_and_the_message_fits() {
+        let long = "가".repeat(5_000);
+        let m = message(&notice(&long), "tok", 0);
+        let body = m["notification"]["body"].as_str().expect("body");
+        assert_eq!(body.chars().count(), MAX_PREVIEW_CHARS + 1);
+        assert!(body.ends_with('…'));
+        let token = "t".repeat(3_000);
+        let m = message(&notice(&long), &token, 0);
+        assert!(
+            m.to_string().len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            m.to_string().len()
+        );
+    }
+}

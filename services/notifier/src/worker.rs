@@ -1,0 +1,319 @@
+//! The running notifier: a durable consumer of the log whose events are worked on
+//! concurrently (pushes need no order), each acked once every push it owes is sent, given up
+//! or found unnecessary.
+//!
+//! Exactly once per (event, token): after FCM accepts a push, the token is added to the event's
+//! sent record in Redis; a redelivered event skips the tokens already there. The only window
+//! for a duplicate is a crash between FCM's answer and that write.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::AckKind;
+use chat_platform::connect::{self, ConnectError};
+use chat_schemas::{decode, Envelope};
+use futures::StreamExt;
+use receipts::{ReadKeys, UnreadCounts};
+use redis::aio::ConnectionManager;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::audience::{audience, Audience, AudienceError};
+use crate::directory::{Directory, DirectoryError};
+use crate::fcm::{message, AuthError, Credentials, Delivery, FcmClient, TlsError};
+use crate::settings::{InvalidSettings, NotifierSettings, Settings};
+
+/// The notifier could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifierError {
+    /// A setting is out of bounds.
+    #[error(transparent)]
+    Settings(#[from] InvalidSettings),
+    /// A server is unreachable.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// Cassandra statements cannot be prepared.
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    /// The FCM credentials are unusable.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The HTTP client cannot be built.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The durable consumer cannot be set up.
+    #[error("consumer {name}: {message}")]
+    Consumer {
+        /// Consumer name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Recipients of one event worked on at once (their sends share the FCM concurrency limit).
+const USERS_AT_ONCE: usize = 32;
+
+/// The pushes to one recipient.
+type PushFuture<'a> =
+    std::pin::Pin<Box<dyn Future<Output = Result<(), AudienceError>> + Send + 'a>>;
+
+/// What every event task shares.
+struct Shared {
+    redis: ConnectionManager,
+    keys: ReadKeys,
+    unread: UnreadCounts,
+    directory: Directory,
+    fcm: FcmClient,
+    config: NotifierSettings,
+}
+
+/// Runs the notifier until `shutdown` completes; then it stops fetching and finishes the
+/// events it has started (so a restart repeats nothing).
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), NotifierError> {
+    let config = settings.notifier.clone();
+    config.validate()?;
+    let credentials = Credentials::from_file(&config.service_account_file)?;
+    let fcm = FcmClient::new(
+        &config.fcm_base_url,
+        credentials,
+        config.concurrency,
+        config.retry(),
+        config.request_timeout(),
+    )?;
+    fcm.check_credentials().await?;
+    let log = settings.nats.event_log();
+    let (_client, jetstream) = connect::nats(&settings.nats).await?;
+    let stream = connect::event_stream(&jetstream, &log).await?;
+    let redis = connect::redis(&settings.redis).await?;
+    let session = connect::cassandra(&settings.cassandra).await?;
+    let directory = Directory::prepare(session, &settings.cassandra.keyspace).await?;
+    let keys = ReadKeys::new(settings.redis.key_prefix.clone());
+    let consumer = durable_consumer(&stream, &config, &log.all_rooms()).await?;
+    let shared = Arc::new(Shared {
+        unread: UnreadCounts::new(redis.clone(), keys.clone()),
+        redis,
+        keys,
+        directory,
+        fcm,
+        config,
+    });
+
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    });
+    tracing::info!(consumer = %shared.config.consumer, "notifier running");
+    let events = Arc::new(Semaphore::new(shared.config.events_in_flight));
+    let tasks = TaskTracker::new();
+    while !stop.is_cancelled() {
+        let room = events.available_permits().max(1);
+        let fetched = tokio::select! {
+            () = stop.cancelled() => break,
+            fetched = consumer
+                .fetch()
+                .max_messages(room)
+                .expires(shared.config.fetch_wait())
+                .messages() => fetched,
+        };
+        let mut messages = match fetched {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "cannot fetch from the log");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let Ok(message) = message else { break };
+            let Ok(permit) = events.clone().acquire_owned().await else {
+                break;
+            };
+            let shared = shared.clone();
+            tasks.spawn(async move {
+                work(&shared, message).await;
+                drop(permit);
+            });
+        }
+    }
+    tasks.close();
+    tasks.wait().await;
+    tracing::info!("notifier stopped");
+    Ok(())
+}
+
+/// Creates the durable consumer, or updates an existing one; a new one starts with the
+/// events stored from now on (a new notifier does not push the past).
+async fn durable_consumer(
+    stream: &async_nats::jetstream::stream::Stream,
+    config: &NotifierSettings,
+    filter: &str,
+) -> Result<PullConsumer, NotifierError> {
+    let error = |message: String| NotifierError::Consumer {
+        name: config.consumer.clone(),
+        message,
+    };
+    let deliver_policy = match stream.consumer_info(&config.consumer).await {
+        Ok(info) => info.config.deliver_policy,
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => DeliverPolicy::New,
+        Err(e) => return Err(error(e.to_string())),
+    };
+    stream
+        .create_consumer(pull::Config {
+            durable_name: Some(config.consumer.clone()),
+            description: Some("Sends FCM pushes for new messages and invites".into()),
+            filter_subject: filter.to_owned(),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: config.ack_wait(),
+            max_ack_pending: i64::try_from(config.events_in_flight).unwrap_or(i64::MAX),
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| error(e.to_string()))
+}
+
+/// Works on one event, keeping it alive while it takes long, then acks it (or hands it back
+/// when Redis or Cassandra failed, so it is tried again).
+async fn work(shared: &Shared, message: async_nats::jetstream::Message) {
+    let Ok(info) = message.info() else {
+        let _ = message.ack().await;
+        return;
+    };
+    let seq = info.stream_sequence;
+    let Ok(envelope) = decode(&message.payload) else {
+        tracing::warn!(seq, "undecodable event skipped");
+        let _ = message.ack().await;
+        return;
+    };
+    let keepalive_every = shared.config.ack_wait() / 3;
+    let handled = handle(shared, seq, &envelope);
+    tokio::pin!(handled);
+    let result = loop {
+        tokio::select! {
+            result = &mut handled => break result,
+            () = tokio::time::sleep(keepalive_every) => {
+                if let Err(error) = message.ack_with(AckKind::Progress).await {
+                    tracing::debug!(%error, seq, "cannot extend the ack deadline");
+                }
+            }
+        }
+    };
+    let ack = match result {
+        Ok(()) => message.double_ack().await,
+        Err(error) => {
+            tracing::warn!(%error, seq, "cannot push now; the event will come back");
+            message
+                .ack_with(AckKind::Nak(Some(std::time::Duration::from_secs(1))))
+                .await
+        }
+    };
+    if let Err(error) = ack {
+        tracing::warn!(%error, seq, "ack failed; the event will come back (no duplicate push)");
+    }
+}
+
+/// Sends every push `envelope` owes that was not sent before.
+async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), AudienceError> {
+    let Some(audience) = audience(
+        seq,
+        envelope,
+        &shared.redis,
+        &shared.keys,
+        &shared.directory,
+        shared.config.receipts_wait(),
+    )
+    .await?
+    else {
+        return Ok(());
+    };
+    let sent_key = format!("{}push:sent:{seq}", shared.keys.prefix());
+    let sent: HashSet<String> = redis::cmd("SMEMBERS")
+        .arg(&sent_key)
+        .query_async(&mut shared.redis.clone())
+        .await?;
+    let pushes: Vec<PushFuture<'_>> = audience
+        .users
+        .iter()
+        .map(|user| -> PushFuture<'_> {
+            Box::pin(push_user(
+                shared, envelope, &audience, user, &sent, &sent_key,
+            ))
+        })
+        .collect();
+    let results = futures::stream::iter(pushes)
+        .buffer_unordered(USERS_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Sends `audience`'s push to every token of `user` not in `sent`.
+async fn push_user(
+    shared: &Shared,
+    envelope: &Envelope,
+    audience: &Audience,
+    user: &str,
+    sent: &HashSet<String>,
+    sent_key: &str,
+) -> Result<(), AudienceError> {
+    if audience.mutable
+        && shared
+            .directory
+            .muted(user, envelope.room_id.as_uuid())
+            .await?
+    {
+        return Ok(());
+    }
+    let tokens: Vec<String> = shared
+        .directory
+        .tokens(user)
+        .await?
+        .into_iter()
+        .filter(|t| !sent.contains(t))
+        .collect();
+    if tokens.is_empty() {
+        return Ok(());
+    }
+    let badge = match chat_schemas::UserId::parse(user) {
+        Ok(id) => shared.unread.total(&id).await.unwrap_or(0),
+        Err(_) => 0,
+    };
+    for token in tokens {
+        let body = message(&audience.notice, &token, badge);
+        match shared.fcm.send(&body).await {
+            Delivery::Delivered => {
+                redis::pipe()
+                    .cmd("SADD")
+                    .arg(sent_key)
+                    .arg(&token)
+                    .ignore()
+                    .cmd("EXPIRE")
+                    .arg(sent_key)
+                    .arg(shared.config.sent_record_seconds)
+                    .ignore()
+                    .query_async::<()>(&mut shared.redis.clone())
+                    .await?;
+            }
+            Delivery::DeadToken(code) => {
+                tracing::info!(user, code, "FCM says the token is dead; removing it");
+                shared.directory.forget_token(user, &token).await?;
+            }
+            Delivery::Failed(reason) => {
+                tracing::warn!(user, %reason, message_id = %audience.notice.message_id, "push not delivered");
+            }
+        }
+    }
+    Ok(())
+}
