@@ -1,6 +1,7 @@
 //! What the notifier reads from Cassandra: a room's title, a user's device tokens and mutes
 //! (written by the edge's push-token and mute API), and the removal of a dead token.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use scylla::client::session::Session;
@@ -41,11 +42,12 @@ impl Directory {
             ))
             .await?,
             tokens: prepare(format!(
-                "SELECT device_token FROM {keyspace}.push_tokens WHERE user_id = ?"
+                "SELECT user_id, device_token FROM {keyspace}.push_tokens WHERE user_id IN ?"
             ))
             .await?,
             muted: prepare(format!(
-                "SELECT muted FROM {keyspace}.room_mutes WHERE user_id = ? AND room_id = ?"
+                "SELECT user_id, muted FROM {keyspace}.room_mutes \
+                 WHERE user_id IN ? AND room_id = ?"
             ))
             .await?,
             delete_token: prepare(format!(
@@ -89,16 +91,31 @@ impl Directory {
         Ok(rows.into_iter().next())
     }
 
-    /// Every device token of `user`.
-    pub async fn tokens(&self, user: &str) -> Result<Vec<String>, DirectoryError> {
-        let rows: Vec<(String,)> = self.select(&self.tokens, (user,)).await?;
-        Ok(rows.into_iter().map(|(token,)| token).collect())
+    /// Every device token of each of `users`, in one query (users without tokens are absent).
+    pub async fn tokens(
+        &self,
+        users: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, DirectoryError> {
+        let rows: Vec<(String, String)> = self.select(&self.tokens, (users,)).await?;
+        let mut tokens: HashMap<String, Vec<String>> = HashMap::new();
+        for (user, token) in rows {
+            tokens.entry(user).or_default().push(token);
+        }
+        Ok(tokens)
     }
 
-    /// Whether `user` muted `room`.
-    pub async fn muted(&self, user: &str, room: Uuid) -> Result<bool, DirectoryError> {
-        let rows: Vec<(Option<bool>,)> = self.select(&self.muted, (user, room)).await?;
-        Ok(rows.into_iter().next().and_then(|(m,)| m).unwrap_or(false))
+    /// Which of `users` muted `room`, in one query.
+    pub async fn muted(
+        &self,
+        users: &[String],
+        room: Uuid,
+    ) -> Result<HashSet<String>, DirectoryError> {
+        let rows: Vec<(String, Option<bool>)> = self.select(&self.muted, (users, room)).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, muted)| muted.unwrap_or(false))
+            .map(|(user, _)| user)
+            .collect())
     }
 
     /// Removes a token FCM called dead from `user` (and its owner entry, if still theirs).

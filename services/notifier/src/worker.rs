@@ -58,6 +58,9 @@ pub enum NotifierError {
 /// Recipients of one event worked on at once (their sends share the FCM concurrency limit).
 const USERS_AT_ONCE: usize = 32;
 
+/// Recipients whose mutes and tokens are read in one Cassandra query each.
+const LOOKUP_CHUNK: usize = 100;
+
 /// The pushes to one recipient.
 type PushFuture<'a> =
     std::pin::Pin<Box<dyn Future<Output = Result<(), AudienceError>> + Send + 'a>>;
@@ -243,13 +246,30 @@ async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), Au
         .arg(&sent_key)
         .query_async(&mut shared.redis.clone())
         .await?;
-    let pushes: Vec<PushFuture<'_>> = audience
-        .users
+    let room = envelope.room_id.as_uuid();
+    let lookups = audience.users.chunks(LOOKUP_CHUNK).map(|users| async move {
+        let muted = if audience.mutable {
+            shared.directory.muted(users, room).await?
+        } else {
+            HashSet::new()
+        };
+        let mut tokens = shared.directory.tokens(users).await?;
+        Ok::<_, AudienceError>(
+            users
+                .iter()
+                .filter(|user| !muted.contains(*user))
+                .filter_map(|user| Some((user.clone(), tokens.remove(user)?)))
+                .collect::<Vec<_>>(),
+        )
+    });
+    let mut recipients = Vec::new();
+    for found in futures::future::join_all(lookups).await {
+        recipients.extend(found?);
+    }
+    let pushes: Vec<PushFuture<'_>> = recipients
         .iter()
-        .map(|user| -> PushFuture<'_> {
-            Box::pin(push_user(
-                shared, envelope, &audience, user, &sent, &sent_key,
-            ))
+        .map(|(user, tokens)| -> PushFuture<'_> {
+            Box::pin(push_user(shared, &audience, user, tokens, &sent, &sent_key))
         })
         .collect();
     let results = futures::stream::iter(pushes)
@@ -259,30 +279,16 @@ async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), Au
     results.into_iter().collect()
 }
 
-/// Sends `audience`'s push to every token of `user` not in `sent`.
+/// Sends `audience`'s push to each of `user`'s `tokens` not in `sent`.
 async fn push_user(
     shared: &Shared,
-    envelope: &Envelope,
     audience: &Audience,
     user: &str,
+    tokens: &[String],
     sent: &HashSet<String>,
     sent_key: &str,
 ) -> Result<(), AudienceError> {
-    if audience.mutable
-        && shared
-            .directory
-            .muted(user, envelope.room_id.as_uuid())
-            .await?
-    {
-        return Ok(());
-    }
-    let tokens: Vec<String> = shared
-        .directory
-        .tokens(user)
-        .await?
-        .into_iter()
-        .filter(|t| !sent.contains(t))
-        .collect();
+    let tokens: Vec<&String> = tokens.iter().filter(|t| !sent.contains(*t)).collect();
     if tokens.is_empty() {
         return Ok(());
     }
@@ -291,13 +297,13 @@ async fn push_user(
         Err(_) => 0,
     };
     for token in tokens {
-        let body = message(&audience.notice, &token, badge);
+        let body = message(&audience.notice, token, badge);
         match shared.fcm.send(&body).await {
             Delivery::Delivered => {
                 redis::pipe()
                     .cmd("SADD")
                     .arg(sent_key)
-                    .arg(&token)
+                    .arg(token)
                     .ignore()
                     .cmd("EXPIRE")
                     .arg(sent_key)
@@ -308,7 +314,7 @@ async fn push_user(
             }
             Delivery::DeadToken(code) => {
                 tracing::info!(user, code, "FCM says the token is dead; removing it");
-                shared.directory.forget_token(user, &token).await?;
+                shared.directory.forget_token(user, token).await?;
             }
             Delivery::Failed(reason) => {
                 tracing::warn!(user, %reason, message_id = %audience.notice.message_id, "push not delivered");

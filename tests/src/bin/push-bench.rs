@@ -33,10 +33,9 @@
 //!    concurrency, with bodies the notifier sent (eight recorded messages, the token varied over
 //!    the members) and one access token fetched from the emulator's `/token` as the notifier does
 //!    (gcp_auth). The bodies are built before the clock starts.
-//! 4. **Per-recipient reads alone**: what the notifier reads for each recipient before it sends
-//!    (the mute and the device tokens from Cassandra, the badge from the Redis unread counts),
-//!    for the same number of recipients, 32 × messages at once (32 recipients per event, every
-//!    event in flight, as the notifier works), without sending anything.
+//! 4. **Recipient reads alone**: what the notifier reads before it sends (mutes and device
+//!    tokens from Cassandra, one query each per 100 recipients; each recipient's badge from the
+//!    Redis unread counts), for the same number of recipients, without sending anything.
 //!
 //! Settings load as for the services (`config/default.toml`, `CHAT_CONFIG`, `CHAT_*`).
 
@@ -70,8 +69,12 @@ const TEMPLATES: usize = 8;
 /// Longest wait without a single new push before the bench gives up.
 const STALL: Duration = Duration::from_secs(60);
 
-/// The servers whose CPU time is shown, by their `scripts/servers` pid file.
-const SERVERS: [&str; 3] = ["cassandra", "redis", "nats"];
+/// The servers whose CPU time is shown: name, `scripts/servers` pid file, process name.
+const SERVERS: [(&str, &str); 3] = [
+    ("cassandra", "java"),
+    ("redis", "redis-server"),
+    ("nats", "nats-server"),
+];
 
 #[derive(Debug, PartialEq, Eq)]
 struct Options {
@@ -168,7 +171,7 @@ async fn run(app: &mut TestApp, kit: &PushKit, options: &Options) -> Result<()> 
     print_latencies(&notified.latencies);
     println!(
         "    CPU meanwhile: {}",
-        notified.cpu.describe(notified.elapsed)
+        notified.cpu.describe(notified.elapsed, expected, "push")
     );
     println!();
 
@@ -181,7 +184,10 @@ async fn run(app: &mut TestApp, kit: &PushKit, options: &Options) -> Result<()> 
         "    {:.2} s: {raw_per_second:.0} requests/s",
         raw.elapsed.as_secs_f64()
     );
-    println!("    CPU meanwhile: {}", raw.cpu.describe(raw.elapsed));
+    println!(
+        "    CPU meanwhile: {}",
+        raw.cpu.describe(raw.elapsed, expected, "request")
+    );
     println!(
         "    notifier / raw: {:.2}",
         pushes_per_second / raw_per_second
@@ -191,15 +197,18 @@ async fn run(app: &mut TestApp, kit: &PushKit, options: &Options) -> Result<()> 
     let lookups = options.messages * USERS_AT_ONCE;
     let reads = recipient_reads(app, &users, &room, expected, lookups).await?;
     println!(
-        "(4) per-recipient reads alone (mute + tokens from Cassandra, badge from Redis), \
-         {expected} recipients, {lookups} at once"
+        "(4) recipient reads alone (mutes + tokens from Cassandra per 100 recipients, badge \
+         from Redis), {expected} recipients, {lookups} at once"
     );
     println!(
         "    {:.2} s: {:.0} recipients/s",
         reads.elapsed.as_secs_f64(),
         per_second(expected, reads.elapsed)
     );
-    println!("    CPU meanwhile: {}", reads.cpu.describe(reads.elapsed));
+    println!(
+        "    CPU meanwhile: {}",
+        reads.cpu.describe(reads.elapsed, expected, "recipient")
+    );
     Ok(())
 }
 
@@ -502,7 +511,11 @@ async fn raw_sends(
     Ok(Timed { elapsed, cpu })
 }
 
-/// Reads what the notifier reads per recipient, `count` recipients, `at_once` at a time.
+/// Recipients per mute and token query, as the notifier reads them.
+const LOOKUP_CHUNK: usize = 100;
+
+/// Reads what the notifier reads for `count` recipients, about `at_once` recipients at a time:
+/// mutes and tokens in one query per 100 recipients, and each badge.
 async fn recipient_reads(
     app: &TestApp,
     users: &[String],
@@ -520,26 +533,32 @@ async fn recipient_reads(
         receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone()),
     );
     let room: uuid::Uuid = room.parse().context("room id")?;
-    let recipients: Vec<chat_schemas::UserId> = users[1..]
-        .iter()
-        .map(|u| chat_schemas::UserId::parse(u))
-        .collect::<Result<_, _>>()?;
+    let recipients = &users[1..];
+    ensure!(!recipients.is_empty(), "no recipients");
+    let picked: Vec<String> = (0..count)
+        .map(|i| recipients[i % recipients.len()].clone())
+        .collect();
+    let chunks: Vec<&[String]> = picked.chunks(LOOKUP_CHUNK).collect();
     let (directory, unread) = (&directory, &unread);
 
     let cpu = CpuTimes::now();
     let started = Instant::now();
-    let results: Vec<Result<usize>> = futures::stream::iter(0..count)
-        .map(|i| {
-            let user = &recipients[i % recipients.len()];
-            async move {
-                let muted = directory.muted(user.as_str(), room).await?;
-                let tokens = directory.tokens(user.as_str()).await?;
-                let badge = unread.total(user).await?;
-                ensure!(!muted && tokens.len() == 1, "{user:?}: unexpected state");
-                Ok(usize::try_from(badge)?)
+    let results: Vec<Result<usize>> = futures::stream::iter(chunks)
+        .map(|chunk| async move {
+            let muted = directory.muted(chunk, room).await?;
+            let tokens = directory.tokens(chunk).await?;
+            ensure!(muted.is_empty(), "unexpected mutes: {muted:?}");
+            let mut badges = 0;
+            for user in chunk {
+                ensure!(
+                    tokens.get(user).is_some_and(|t| t.len() == 1),
+                    "{user}: no token"
+                );
+                badges += unread.total(&chat_schemas::UserId::parse(user)?).await?;
             }
+            Ok(usize::try_from(badges)?)
         })
-        .buffer_unordered(at_once)
+        .buffer_unordered((at_once / LOOKUP_CHUNK).max(1))
         .collect()
         .await;
     let elapsed = started.elapsed();
@@ -563,7 +582,8 @@ impl CpuTimes {
     fn now() -> Self {
         Self {
             this: cpu_seconds("self"),
-            servers: SERVERS.map(|name| server_pid(name).and_then(|pid| cpu_seconds(&pid))),
+            servers: SERVERS
+                .map(|(name, comm)| server_pid(name, comm).and_then(|pid| cpu_seconds(&pid))),
         }
     }
 
@@ -578,27 +598,52 @@ impl CpuTimes {
 }
 
 impl CpuUse {
-    /// `this process 3.1 s (1.2 cores), cassandra ...`.
-    fn describe(&self, wall: Duration) -> String {
+    /// `this process 3.1 s (1.2 cores), cassandra ...; 412 µs per push`: CPU seconds per
+    /// process over `wall`, and all of them together per each of `count` units.
+    fn describe(&self, wall: Duration, count: usize, unit: &str) -> String {
         let wall = wall.as_secs_f64();
-        std::iter::once(("this process", self.0.this))
-            .chain(SERVERS.iter().copied().zip(self.0.servers))
-            .map(|(name, seconds)| match seconds {
-                Some(s) => format!("{name} {s:.1} s ({:.2} cores)", s / wall),
-                None => format!("{name} n/a"),
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        let each = std::iter::once(("this process", self.0.this))
+            .chain(SERVERS.iter().map(|(name, _)| *name).zip(self.0.servers));
+        let mut total = 0.0;
+        let mut parts = Vec::new();
+        for (name, seconds) in each {
+            match seconds {
+                Some(s) => {
+                    total += s;
+                    parts.push(format!("{name} {s:.1} s ({:.2} cores)", s / wall));
+                }
+                None => parts.push(format!("{name} n/a")),
+            }
+        }
+        format!(
+            "{}; together {:.0} µs per {unit}",
+            parts.join(", "),
+            total * 1e6 / count as f64
+        )
     }
 }
 
-/// The pid `scripts/servers` recorded for `name`.
-fn server_pid(name: &str) -> Option<String> {
+/// The pid of server `name`: the one `scripts/servers` recorded if that process is `comm`,
+/// else the only process named `comm` (the servers may have been started from another checkout).
+fn server_pid(name: &str, comm: &str) -> Option<String> {
+    let is = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+    };
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../.local/run")
         .join(format!("{name}.pid"));
-    let pid = std::fs::read_to_string(file).ok()?;
-    Some(pid.trim().to_owned())
+    if let Ok(pid) = std::fs::read_to_string(file) {
+        let pid = pid.trim();
+        if is(pid) {
+            return Some(pid.to_owned());
+        }
+    }
+    let mut matching = std::fs::read_dir("/proc")
+        .ok()?
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()) && is(pid));
+    let pid = matching.next()?;
+    matching.next().is_none().then_some(pid)
 }
 
 /// CPU seconds (user + system) of `/proc/{pid}` so far.
