@@ -42,6 +42,36 @@ pub fn load<T: DeserializeOwned>(service_defaults: &str) -> Result<T, SettingsEr
     Ok(settings.try_deserialize()?)
 }
 
+/// A setting outside what a service can run with: its section, its key and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid [{section}] setting {key}: {reason}")]
+pub struct InvalidSetting {
+    /// The section, e.g. `receipts`.
+    pub section: &'static str,
+    /// The offending key.
+    pub key: &'static str,
+    /// What is allowed.
+    pub reason: &'static str,
+}
+
+/// One check of a service's `validate`: `Ok` when `ok`, else the error naming `key`.
+pub fn require(
+    section: &'static str,
+    ok: bool,
+    key: &'static str,
+    reason: &'static str,
+) -> Result<(), InvalidSetting> {
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidSetting {
+            section,
+            key,
+            reason,
+        })
+    }
+}
+
 /// How a service logs.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {

@@ -91,25 +91,12 @@ impl Default for NotifierSettings {
 }
 
 /// A `[notifier]` value outside what the notifier can run with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid [notifier] setting {key}: {reason}")]
-pub struct InvalidSettings {
-    /// The offending key.
-    pub key: &'static str,
-    /// What is allowed.
-    pub reason: &'static str,
-}
+pub use chat_platform::settings::InvalidSetting as InvalidSettings;
 
 impl NotifierSettings {
     /// Checks every value against the bounds the notifier relies on.
     pub fn validate(&self) -> Result<(), InvalidSettings> {
-        let check = |ok: bool, key, reason| {
-            if ok {
-                Ok(())
-            } else {
-                Err(InvalidSettings { key, reason })
-            }
-        };
+        let check = |ok, key, reason| settings::require("notifier", ok, key, reason);
         check(
             self.fcm_base_url.starts_with("http://") || self.fcm_base_url.starts_with("https://"),
             "fcm_base_url",

@@ -66,25 +66,12 @@ impl Default for ProjectorSettings {
 }
 
 /// A `[projector]` value outside what the projector can run with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid [projector] setting {key}: {reason}")]
-pub struct InvalidSettings {
-    /// The offending key.
-    pub key: &'static str,
-    /// What is allowed.
-    pub reason: &'static str,
-}
+pub use chat_platform::settings::InvalidSetting as InvalidSettings;
 
 impl ProjectorSettings {
     /// Checks every value against the bounds the projector relies on.
     pub fn validate(&self) -> Result<(), InvalidSettings> {
-        let check = |ok: bool, key, reason| {
-            if ok {
-                Ok(())
-            } else {
-                Err(InvalidSettings { key, reason })
-            }
-        };
+        let check = |ok, key, reason| settings::require("projector", ok, key, reason);
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self

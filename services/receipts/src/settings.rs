@@ -65,26 +65,13 @@ impl Default for ReceiptsSettings {
     }
 }
 
-/// A `[receipts]` value outside what the worker can run with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid [receipts] setting {key}: {reason}")]
-pub struct InvalidSettings {
-    /// The offending key.
-    pub key: &'static str,
-    /// What is allowed.
-    pub reason: &'static str,
-}
+/// A `[receipts]` value outside what the receipts can run with.
+pub use chat_platform::settings::InvalidSetting as InvalidSettings;
 
 impl ReceiptsSettings {
     /// Checks every value against the bounds the worker relies on.
     pub fn validate(&self) -> Result<(), InvalidSettings> {
-        let check = |ok: bool, key, reason| {
-            if ok {
-                Ok(())
-            } else {
-                Err(InvalidSettings { key, reason })
-            }
-        };
+        let check = |ok, key, reason| settings::require("receipts", ok, key, reason);
         check(
             (1..=1_024).contains(&self.partitions),
             "partitions",
