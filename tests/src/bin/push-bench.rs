@@ -26,8 +26,9 @@
 //!    from the first send until the emulator has accepted all `messages × (members − 1)` pushes
 //!    (`GET /admin/stats` `sendsAccepted`, polled every 10 ms). Latencies come from the
 //!    deliveries' `receivedAt` against each message's send time: per push, and per message until
-//!    its first and its last push (over the newest 100,000 pushes, all the emulator keeps). The CPU seconds this process (the bench and every service
-//!    above), Cassandra, Redis and NATS used meanwhile show where the time went.
+//!    its first and its last push (over the newest 100,000 pushes, all the emulator keeps). The
+//!    CPU seconds this process (the bench and every service above), Cassandra, Redis and NATS
+//!    used meanwhile, and their sum per push, show where the time went (likewise in 3 and 4).
 //! 3. **Raw emulator**: `POST /admin/reset`, then the same number of sends straight to
 //!    `messages:send` over plain HTTP/1.1 (reqwest), as many at once as the notifier's
 //!    concurrency, with bodies the notifier sent (eight recorded messages, the token varied over
