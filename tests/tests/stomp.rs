@@ -490,17 +490,97 @@ async fn sends_accepted_before_disconnect_are_stored_and_answered_in_order() {
     }
     assert_eq!(receipts, ["r0", "r1", "r2", "r3", "r4", "bye"]);
     assert!(alice.is_closed());
-    let (_, page) = c
-        .app
-        .get("bob", &format!("/api/rooms/{room}/messages"))
+    assert_eq!(
+        history_contents(&c.app, "bob", &room, 5).await,
+        ["m4", "m3", "m2", "m1", "m0"]
+    );
+}
+
+/// The contents of the room's history, newest first, once it holds `count` messages: a RECEIPT
+/// stands on the log, and the history follows it within milliseconds.
+async fn history_contents(app: &TestApp, user: &str, room: &str, count: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, page) = app.get(user, &format!("/api/rooms/{room}/messages")).await;
+        assert_eq!(status, 200, "{page}");
+        let contents: Vec<String> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["content"].as_str().map(str::to_owned))
+            .collect();
+        if contents.len() >= count || std::time::Instant::now() > deadline {
+            return contents;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_send_does_not_drop_the_sends_queued_behind_it() {
+    let c = cluster().await;
+    let theirs = c.room("GROUP", "carol", &["dave"]).await;
+    let ours = c.room("GROUP", "alice", &["bob"]).await;
+    let mut alice = c.client(true, "alice").await;
+    // One WebSocket message: the second SEND is queued before the first is refused.
+    let batch: Vec<u8> = [
+        send_frame(&theirs, "not mine", "r1"),
+        send_frame(&ours, "after the refusal", "r2"),
+    ]
+    .iter()
+    .flat_map(Frame::encode)
+    .collect();
+    alice
+        .send_text(String::from_utf8(batch).expect("utf8"))
         .await;
-    let contents: Vec<&str> = page["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["content"].as_str())
-        .collect();
-    assert_eq!(contents, ["m4", "m3", "m2", "m1", "m0"]);
+    let receipt = alice.next().await;
+    assert_eq!(receipt.command, Command::Receipt, "{receipt:?}");
+    assert_eq!(receipt.header("receipt-id"), Some("r2"));
+    let error = alice.error().await;
+    assert_eq!(code(&error), "NOT_A_MEMBER");
+    assert_eq!(error.header("receipt-id"), Some("r1"));
+    assert_eq!(
+        history_contents(&c.app, "bob", &ours, 1).await,
+        ["after the refusal"]
+    );
+}
+
+#[tokio::test]
+async fn membership_changes_reach_every_edge_before_its_next_answer() {
+    let c = cluster().await;
+    let room = c.room("GROUP", "alice", &["bob"]).await;
+    // Each edge follows the log; an INVITE answered by one is known to the others at once.
+    for (i, user) in ["carol", "dave", "erin"].iter().enumerate() {
+        let (status, body) = c
+            .app
+            .post(
+                "alice",
+                &format!("/api/rooms/{room}/members"),
+                json!({"userIds": [user]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let mut client = c.client(i % 2 == 0, user).await;
+        client
+            .send(send_frame(&room, &format!("hi from {user}"), "hi"))
+            .await;
+        client.expect_receipt("hi").await;
+    }
+    let (status, body) = c
+        .app
+        .delete("bob", &format!("/api/rooms/{room}/members/me"))
+        .await;
+    assert_eq!(status, 204, "{body}");
+    for on_a in [true, false] {
+        let mut bob = c.client(on_a, "bob").await;
+        bob.send(send_frame(&room, "gone", "gone")).await;
+        assert_eq!(code(&bob.error().await), "NOT_A_MEMBER");
+    }
+    let mut mallory = c.client(false, "mallory").await;
+    mallory
+        .send(send_frame("7d1b9a0e-0000-4000-8000-000000000000", "x", "x"))
+        .await;
+    assert_eq!(code(&mallory.error().await), "ROOM_NOT_FOUND");
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use receipts::{ReadKeys, UnreadCounts};
 
 use crate::auth::{Authenticator, KeyError};
 use crate::live::{CatchUp, HeartbeatError, Hub, Presence};
+use crate::membership::{Membership, MembershipError};
 use crate::progress::ProjectionProgress;
 use crate::settings::{EdgeSettings, Settings};
 use crate::store::{Store, StoreError};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub unread: UnreadCounts,
     /// Appends events to the log.
     pub writer: EventWriter,
+    /// Who is in which room, as of the log.
+    pub membership: Arc<Membership>,
     /// Waits for the projector, for read-your-writes.
     pub progress: Arc<ProjectionProgress>,
     /// Limits and ids from `[edge]`.
@@ -60,6 +63,9 @@ pub enum StartError {
     /// The presence heartbeat cannot be written.
     #[error(transparent)]
     Heartbeat(#[from] HeartbeatError),
+    /// Membership cannot be followed from the log.
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
     /// The projector's progress cannot be followed.
     #[error("cannot subscribe to projector progress: {0}")]
     Progress(#[from] async_nats::SubscribeError),
@@ -85,6 +91,14 @@ impl AppState {
             settings.edge.read_your_writes_timeout(),
         )
         .await?;
+        let membership = Membership::follow(
+            stream.clone(),
+            log.clone(),
+            store.clone(),
+            &settings.edge.projector,
+            settings.edge.membership_rooms,
+        )
+        .await?;
         let presence = Presence::start(
             jetstream.clone(),
             log.clone(),
@@ -98,7 +112,13 @@ impl AppState {
             auth,
             store: store.clone(),
             unread: unread.clone(),
-            writer: EventWriter::new(jetstream, stream.clone(), log.clone()),
+            writer: EventWriter::new(
+                jetstream,
+                stream.clone(),
+                log.clone(),
+                settings.edge.append_retry(),
+            ),
+            membership,
             progress,
             edge: settings.edge.clone(),
             hub: Hub::new(nats.clone(), log.clone()),

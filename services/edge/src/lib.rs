@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod live;
+pub mod membership;
 pub mod progress;
 pub mod rooms;
 pub mod settings;

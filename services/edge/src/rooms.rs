@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::membership::{MembershipError, Standing};
 use crate::progress::NotYetVisible;
 use crate::store::{Message, Room, StoreError};
 use crate::writer::AppendError;
@@ -35,6 +36,12 @@ impl From<StoreError> for ApiError {
 impl From<AppendError> for ApiError {
     fn from(error: AppendError) -> Self {
         ApiError::unavailable("the event log", error)
+    }
+}
+
+impl From<MembershipError> for ApiError {
+    fn from(error: MembershipError) -> Self {
+        ApiError::unavailable("room membership", error)
     }
 }
 
@@ -104,17 +111,28 @@ pub struct SentChat {
     pub created: bool,
 }
 
-/// Sends a CHAT: the one path for the HTTP API and STOMP `SEND`.
+/// A CHAT the log holds: durable, but perhaps not yet in the projections.
+pub struct StoredChat {
+    /// Its stream sequence, which is its message id.
+    pub sequence: u64,
+    /// The event as appended by this call; `None` for an idempotent resend (the log or the
+    /// projection already held the message).
+    pub appended: Option<Envelope>,
+}
+
+/// Stores a CHAT in the log: the checks and the append of the HTTP API and STOMP `SEND`.
 ///
-/// A `client_message_id` makes resends idempotent: within JetStream's deduplication window the
-/// log itself refuses the copy; after it, the projection of earlier ids answers.
-pub async fn send_chat(
+/// Membership comes from the log (see [`crate::membership`]), so this works while Cassandra is
+/// down. A `client_message_id` makes resends idempotent: within JetStream's deduplication window
+/// the log itself refuses the copy; after it, the projection of earlier ids answers (while
+/// Cassandra is unreachable, only the window does).
+pub async fn store_chat(
     state: &AppState,
     sender: &UserId,
     room: RoomId,
     content: String,
     client_message_id: Option<String>,
-) -> Result<SentChat, ApiError> {
+) -> Result<StoredChat, ApiError> {
     if content.trim().is_empty() {
         return Err(ApiError::bad_request(
             "EMPTY_CONTENT",
@@ -140,21 +158,24 @@ pub async fn send_chat(
             ));
         }
     }
-    let current = state
-        .store
-        .room(room)
-        .await?
-        .ok_or_else(ApiError::room_not_found)?;
-    if !current.has_member(sender) {
-        return Err(ApiError::not_a_member());
+    match state.membership.standing(room, sender).await? {
+        Standing::Member => {}
+        Standing::NoSuchRoom => return Err(ApiError::room_not_found()),
+        Standing::NotMember => return Err(ApiError::not_a_member()),
     }
     if let Some(id) = &client_message_id {
-        if let Some(earlier) = state.store.client_message(room, sender, id).await? {
-            if let Some(message) = state.store.message(room, earlier).await? {
-                return Ok(SentChat {
-                    message,
-                    created: false,
-                });
+        match state.store.client_message(room, sender, id).await {
+            Ok(Some(earlier)) => {
+                if let Ok(sequence) = u64::try_from(earlier) {
+                    return Ok(StoredChat {
+                        sequence,
+                        appended: None,
+                    });
+                }
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "clientMessageId not looked up: only the log's deduplication window applies");
             }
         }
     }
@@ -166,15 +187,31 @@ pub async fn send_chat(
         room,
         sender.clone(),
         ChatEvent::Chat {
-            content: content.clone(),
-            client_message_id: client_message_id.clone(),
+            content,
+            client_message_id,
         },
     );
     let dedup_id = dedup_id.unwrap_or_else(|| envelope.event_id.to_string());
     let appended = state.writer.append(&envelope, &dedup_id, None).await?;
-    state.progress.wait_for(appended.sequence).await?;
-    let id = sequence_as_id(appended.sequence)?;
-    if appended.duplicate {
+    Ok(StoredChat {
+        sequence: appended.sequence,
+        appended: (!appended.duplicate).then_some(envelope),
+    })
+}
+
+/// Sends a CHAT over HTTP: stores it, then waits until the projections show it, so the next
+/// read on any edge does (read-your-writes).
+pub async fn send_chat(
+    state: &AppState,
+    sender: &UserId,
+    room: RoomId,
+    content: String,
+    client_message_id: Option<String>,
+) -> Result<SentChat, ApiError> {
+    let stored = store_chat(state, sender, room, content, client_message_id).await?;
+    state.progress.wait_for(stored.sequence).await?;
+    let id = sequence_as_id(stored.sequence)?;
+    let Some(envelope) = stored.appended else {
         let message =
             state.store.message(room, id).await?.ok_or_else(|| {
                 ApiError::unavailable("the message store", "resent message missing")
@@ -183,7 +220,14 @@ pub async fn send_chat(
             message,
             created: false,
         });
-    }
+    };
+    let ChatEvent::Chat {
+        content,
+        client_message_id,
+    } = envelope.event
+    else {
+        return Err(ApiError::unavailable("the event log", "not a chat message"));
+    };
     Ok(SentChat {
         message: Message {
             id,

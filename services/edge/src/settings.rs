@@ -18,6 +18,8 @@ max_room_size = 1000
 max_content_chars = 4000
 max_body_bytes = 65536
 read_your_writes_timeout_ms = 5000
+append_retry_ms = 10000
+membership_rooms = 100000
 projector = "projector"
 direct_room_namespace = "3b0f7a4e-9c1d-4e55-8d8e-2f6a1c9b7d10"
 max_frame_bytes = 65536
@@ -65,6 +67,11 @@ pub struct EdgeSettings {
     pub max_body_bytes: usize,
     /// How long a write waits for the projector before answering 503 `NOT_YET_VISIBLE`.
     pub read_your_writes_timeout_ms: u64,
+    /// How long an append that failed for a reason that may pass (a NATS restart) is tried
+    /// again, with the same deduplication id, before the write answers `UNAVAILABLE`.
+    pub append_retry_ms: u64,
+    /// Most rooms whose members the edge holds in memory (least recently used make way).
+    pub membership_rooms: usize,
     /// Name of the projector whose progress writes wait for.
     pub projector: String,
     /// UUID namespace from which 1:1 room ids are derived; keep it secret in production so
@@ -101,6 +108,11 @@ impl EdgeSettings {
     /// [`EdgeSettings::presence_ttl_ms`] as a duration.
     pub fn presence_ttl(&self) -> Duration {
         Duration::from_millis(self.presence_ttl_ms)
+    }
+
+    /// [`EdgeSettings::append_retry_ms`] as a duration.
+    pub fn append_retry(&self) -> Duration {
+        Duration::from_millis(self.append_retry_ms)
     }
 
     /// [`EdgeSettings::read_your_writes_timeout_ms`] as a duration.

@@ -5,7 +5,9 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use async_nats::jetstream::Context;
+use chat_platform::backoff::Backoff;
 use chat_schemas::{encode, Envelope, EventLog, RoomId};
+use tokio::time::Instant;
 
 /// An append did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -33,15 +35,23 @@ pub struct EventWriter {
     jetstream: Context,
     stream: Stream,
     log: EventLog,
+    retry_for: std::time::Duration,
 }
 
 impl EventWriter {
-    /// A writer for the log's stream, which must exist.
-    pub fn new(jetstream: Context, stream: Stream, log: EventLog) -> Self {
+    /// A writer for the log's stream, which must exist; an append that fails for a reason that
+    /// may pass (a NATS restart, a leader election) is tried again for up to `retry_for`.
+    pub fn new(
+        jetstream: Context,
+        stream: Stream,
+        log: EventLog,
+        retry_for: std::time::Duration,
+    ) -> Self {
         Self {
             jetstream,
             stream,
             log,
+            retry_for,
         }
     }
 
@@ -50,7 +60,36 @@ impl EventWriter {
     /// `dedup_id` makes a retried append a no-op. With `expected_last`, the append only
     /// happens if the room's latest stored event is still at that sequence (0: the room has no
     /// events yet), which serialises membership changes without locks.
+    ///
+    /// A failure is retried with the same `dedup_id` until the retry time runs out: an attempt
+    /// whose ack was lost may have stored the event, and the retry then answers with that
+    /// event instead of storing a copy. So `Unavailable` comes only after every attempt
+    /// failed, and even then the event may be stored: the caller cannot tell, and says so.
     pub async fn append(
+        &self,
+        envelope: &Envelope,
+        dedup_id: &str,
+        expected_last: Option<u64>,
+    ) -> Result<Appended, AppendError> {
+        let deadline = Instant::now() + self.retry_for;
+        let mut backoff = Backoff::default();
+        loop {
+            match self.append_once(envelope, dedup_id, expected_last).await {
+                Err(AppendError::Unavailable(reason)) => {
+                    let delay = backoff.next_delay();
+                    if Instant::now() + delay >= deadline {
+                        return Err(AppendError::Unavailable(reason));
+                    }
+                    tracing::warn!(%reason, attempt = backoff.attempts(), "append failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// One attempt of [`EventWriter::append`].
+    async fn append_once(
         &self,
         envelope: &Envelope,
         dedup_id: &str,

@@ -12,7 +12,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{ConnId, Mailbox};
-use super::session::{Flow, SendJob, SendOutcome, Session, StompError};
+use super::session::{Flow, SendJob, SendOutcome, Session, StompError, UNAVAILABLE};
 use crate::app::AppState;
 use crate::stomp::{Frame, Limits, Parsed, Parser, HEART_BEAT};
 
@@ -155,12 +155,10 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
         }
 
         if let Some((reason, error)) = close.take() {
-            // An orderly end (DISCONNECT, the client closing, shutdown) still stores and answers
-            // every SEND accepted before it; an error only lets the one in flight finish. A
-            // failed SEND is the error reported.
-            if error.is_some() {
-                queued.clear();
-            }
+            // Every SEND accepted before the end is stored and answered first, whatever ended
+            // the connection (DISCONNECT, the client closing, shutdown, an ERROR), so an ERROR
+            // never silently drops a SEND the edge had taken. The first failed SEND is the error
+            // reported.
             let failed = timeout(
                 FINISH_SENDS_TIMEOUT,
                 finish_sends(&session, &mut sending, &mut queued, &mut out),
@@ -221,24 +219,33 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
     tracing::debug!(conn, reason, "connection closed");
 }
 
-/// Stores every SEND already accepted, in order, pushing their receipts; stops at the first
-/// failure and returns it.
+/// Stores every SEND already accepted, in order, pushing their receipts, and returns the first
+/// failure. A refused SEND (not a member, empty, ...) does not stop the ones after it; an
+/// unavailable log does: the rest are dropped unanswered, for the client to send again.
 async fn finish_sends(
     session: &Session,
     sending: &mut Option<Sending>,
     queued: &mut VecDeque<SendJob>,
     out: &mut Vec<Frame>,
 ) -> Option<StompError> {
+    let mut first_error = None;
     loop {
-        let send = sending
+        let Some(send) = sending
             .take()
-            .or_else(|| queued.pop_front().map(|job| session.start_send(job)))?;
+            .or_else(|| queued.pop_front().map(|job| session.start_send(job)))
+        else {
+            return first_error;
+        };
         match send.await {
             Ok(Some(receipt)) => out.push(Frame::receipt(&receipt)),
             Ok(None) => {}
             Err(e) => {
-                queued.clear();
-                return Some(e);
+                let unavailable = e.code == UNAVAILABLE;
+                first_error.get_or_insert(e);
+                if unavailable {
+                    queued.clear();
+                    return first_error;
+                }
             }
         }
     }

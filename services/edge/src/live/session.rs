@@ -14,11 +14,16 @@ use super::hub::{ConnId, Delivery, Mailbox};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::events::RoomEvent;
-use crate::rooms::send_chat;
+use crate::membership::Standing;
+use crate::rooms::store_chat;
 use crate::stomp::{negotiate_heart_beat, Command, Frame, FrameError};
 
 /// Subprotocol versions the edge speaks; it always answers as 1.2.
 const VERSION: &str = "1.2";
+
+/// The code of an ERROR whose cause may pass: the log or a store did not answer in time. For a
+/// SEND it means the message may or may not be stored.
+pub const UNAVAILABLE: &str = "UNAVAILABLE";
 
 /// Longest a room SUBSCRIBE or UNSUBSCRIBE waits for the user's presence to be stored before
 /// it answers.
@@ -214,8 +219,11 @@ impl Session {
         })
     }
 
-    /// Stores a SEND through the same path as the HTTP API; the future owns what it needs, so
-    /// the connection can go on reading and delivering while it runs.
+    /// Stores a SEND through the same checks as the HTTP API; the future owns what it needs, so
+    /// the connection can go on reading and delivering while it runs. The RECEIPT stands on
+    /// JetStream's durable ack: the message is in the log, and live delivery and history
+    /// follow from there (history without waiting for the projector, so SENDs go on while
+    /// Cassandra is down).
     pub fn start_send(
         &self,
         job: SendJob,
@@ -224,7 +232,7 @@ impl Session {
         let user = self.user.clone();
         Box::pin(async move {
             let user = user.ok_or_else(|| StompError::new("PROTOCOL_ERROR", "not connected"))?;
-            send_chat(&state, &user, job.room, job.content, job.client_message_id)
+            store_chat(&state, &user, job.room, job.content, job.client_message_id)
                 .await
                 .map_err(|e| StompError {
                     receipt: job.receipt.clone(),
@@ -324,7 +332,7 @@ impl Session {
                 .hub
                 .listen_user(user.clone(), self.conn, &self.mailbox)
                 .await
-                .map_err(|e| StompError::new("UNAVAILABLE", e.to_string()))?;
+                .map_err(|e| StompError::new(UNAVAILABLE, e.to_string()))?;
             self.subscriptions.insert(
                 id,
                 Subscription {
@@ -347,15 +355,16 @@ impl Session {
         since: Option<&str>,
         out: &mut Vec<Frame>,
     ) -> Result<Flow, StompError> {
-        let current = self
+        match self
             .state
-            .store
-            .room(room)
+            .membership
+            .standing(room, user)
             .await
             .map_err(ApiError::from)?
-            .ok_or_else(ApiError::room_not_found)?;
-        if !current.has_member(user) {
-            return Err(ApiError::not_a_member().into());
+        {
+            Standing::Member => {}
+            Standing::NoSuchRoom => return Err(ApiError::room_not_found().into()),
+            Standing::NotMember => return Err(ApiError::not_a_member().into()),
         }
         let since = match since {
             None => None,
@@ -604,5 +613,5 @@ fn unknown_destination(destination: &str) -> StompError {
 
 fn unavailable(error: impl std::fmt::Display) -> StompError {
     tracing::error!(%error, "live delivery failed");
-    StompError::new("UNAVAILABLE", "the event log is unavailable, retry later")
+    StompError::new(UNAVAILABLE, "the event log is unavailable, retry later")
 }
