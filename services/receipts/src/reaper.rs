@@ -33,7 +33,7 @@ pub enum ReapError {
     /// appends the rest (their deduplication ids make the repeated ones no-ops).
     #[error("{failed} OUT not stored ({appended} were), the first because: {first}")]
     Append {
-        /// OUT events stored in this pass.
+        /// OUT events stored in this pass (not counting those a previous pass stored).
         appended: usize,
         /// OUT events not stored.
         failed: usize,
@@ -43,7 +43,7 @@ pub enum ReapError {
 }
 
 impl Reaper {
-    /// One pass over every dead edge: returns how many OUT events it appended. An edge whose
+    /// One pass over every dead edge: returns how many OUT events it newly stored. An edge whose
     /// reaping fails is logged and left to the next pass, and does not keep the other edges
     /// from being reaped; what it stored stays stored.
     pub async fn reap(&mut self) -> Result<usize, ReapError> {
@@ -123,7 +123,8 @@ impl Reaper {
         let mut stored = append::append_batch(&self.jetstream, batch);
         while let Some(((), outcome)) = stored.next().await {
             match outcome {
-                Ok(_) => appended += 1,
+                Ok(ack) if !ack.duplicate => appended += 1,
+                Ok(_) => {}
                 Err(error) => {
                     failed += 1;
                     first.get_or_insert_with(|| error.to_string());
