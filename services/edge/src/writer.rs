@@ -67,12 +67,7 @@ impl EventWriter {
             publish = publish.expected_last_subject_sequence(sequence);
         }
         let subject = self.log.room_subject(&envelope.room_id);
-        let attempt = async {
-            self.jetstream
-                .send_publish(subject, publish)
-                .await?
-                .await
-        };
+        let attempt = async { self.jetstream.send_publish(subject, publish).await?.await };
         let ack = timeout(ATTEMPT_TIMEOUT, attempt)
             .await
             .map_err(|_| timed_out())?
@@ -89,7 +84,10 @@ impl EventWriter {
         let last = self
             .stream
             .direct_get_last_for_subject(self.log.room_subject(&room));
-        match timeout(ATTEMPT_TIMEOUT, last).await.map_err(|_| timed_out())? {
+        match timeout(ATTEMPT_TIMEOUT, last)
+            .await
+            .map_err(|_| timed_out())?
+        {
             Ok(message) => Ok(message.sequence),
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
             Err(e) => Err(AppendError::Unavailable(e.to_string())),

@@ -67,7 +67,10 @@ impl Reaper {
             match self.reap_edge(edge).await {
                 Ok(count) => appended += count,
                 Err(error) => {
-                    if let ReapError::Append { appended: count, .. } = &error {
+                    if let ReapError::Append {
+                        appended: count, ..
+                    } = &error
+                    {
                         appended += count;
                     }
                     tracing::warn!(%error, edge, "reaping a dead edge failed; the next pass goes on");
