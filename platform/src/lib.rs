@@ -1,7 +1,9 @@
 //! The pieces every chat service needs before it does its own work: its configuration
-//! ([`settings`]), its logs ([`telemetry`]) and its connections to the servers it stands on
-//! ([`connect`]). Nothing service-specific lives here.
+//! ([`settings`]), its logs ([`telemetry`]), its connections to the servers it stands on
+//! ([`connect`]) and appending to the log without ever blocking for good ([`append`]). Nothing
+//! service-specific lives here.
 
+pub mod append;
 pub mod backoff;
 pub mod connect;
 pub mod settings;

@@ -5,9 +5,10 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 use async_nats::jetstream::Context;
+use chat_platform::append::ATTEMPT_TIMEOUT;
 use chat_platform::backoff::Backoff;
 use chat_schemas::{encode, Envelope, EventLog, RoomId};
-use tokio::time::Instant;
+use tokio::time::{timeout, Instant};
 
 /// An append did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +56,8 @@ impl EventWriter {
         }
     }
 
-    /// Stores `envelope` on its room's subject and waits for JetStream's durable ack.
+    /// Stores `envelope` on its room's subject and waits for JetStream's durable ack; each
+    /// attempt gives up after [`ATTEMPT_TIMEOUT`].
     ///
     /// `dedup_id` makes a retried append a no-op. With `expected_last`, the append only
     /// happens if the room's latest stored event is still at that sequence (0: the room has no
@@ -103,12 +105,10 @@ impl EventWriter {
             publish = publish.expected_last_subject_sequence(sequence);
         }
         let subject = self.log.room_subject(&envelope.room_id);
-        let ack = self
-            .jetstream
-            .send_publish(subject, publish)
+        let attempt = async { self.jetstream.send_publish(subject, publish).await?.await };
+        let ack = timeout(ATTEMPT_TIMEOUT, attempt)
             .await
-            .map_err(classify)?
-            .await
+            .map_err(|_| timed_out())?
             .map_err(classify)?;
         Ok(Appended {
             sequence: ack.sequence,
@@ -116,18 +116,28 @@ impl EventWriter {
         })
     }
 
-    /// The sequence of the room's latest stored event, 0 when it has none.
+    /// The sequence of the room's latest stored event, 0 when it has none; gives up after
+    /// [`ATTEMPT_TIMEOUT`].
     pub async fn last_sequence(&self, room: RoomId) -> Result<u64, AppendError> {
-        match self
+        let last = self
             .stream
-            .direct_get_last_for_subject(self.log.room_subject(&room))
+            .direct_get_last_for_subject(self.log.room_subject(&room));
+        match timeout(ATTEMPT_TIMEOUT, last)
             .await
+            .map_err(|_| timed_out())?
         {
             Ok(message) => Ok(message.sequence),
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
             Err(e) => Err(AppendError::Unavailable(e.to_string())),
         }
     }
+}
+
+/// A single attempt gave up after [`ATTEMPT_TIMEOUT`]: JetStream did not answer, or every ack
+/// permit of the context was taken (async-nats waits for one without a timeout), which must
+/// end in a 503, never in a request that hangs.
+fn timed_out() -> AppendError {
+    AppendError::Unavailable(format!("no answer within {ATTEMPT_TIMEOUT:?}"))
 }
 
 fn classify(error: async_nats::jetstream::context::PublishError) -> AppendError {

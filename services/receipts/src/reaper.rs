@@ -5,7 +5,9 @@
 
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::Context;
+use chat_platform::append;
 use chat_schemas::{encode, ChatEvent, Envelope, EventLog, RoomId, UserId};
+use futures::StreamExt;
 use redis::aio::ConnectionManager;
 
 use crate::keys::ReadKeys;
@@ -27,13 +29,23 @@ pub enum ReapError {
     /// Redis failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-    /// The log did not store an OUT.
-    #[error("cannot append OUT: {0}")]
-    Append(String),
+    /// Some OUT events of a dead edge were not stored; the others were, and the next pass
+    /// appends the rest (their deduplication ids make the repeated ones no-ops).
+    #[error("{failed} OUT not stored ({appended} were), the first because: {first}")]
+    Append {
+        /// OUT events stored in this pass (not counting those a previous pass stored).
+        appended: usize,
+        /// OUT events not stored.
+        failed: usize,
+        /// What the first failure was.
+        first: String,
+    },
 }
 
 impl Reaper {
-    /// One pass: returns how many OUT events it appended.
+    /// One pass over every dead edge: returns how many OUT events it newly stored. An edge whose
+    /// reaping fails is logged and left to the next pass, and does not keep the other edges
+    /// from being reaped; what it stored stays stored.
     pub async fn reap(&mut self) -> Result<usize, ReapError> {
         let edges: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.edges())
@@ -49,13 +61,27 @@ impl Reaper {
         let alive: Vec<bool> = pipe.query_async(&mut self.redis).await?;
         let mut appended = 0;
         for (edge, alive) in edges.iter().zip(alive) {
-            if !alive {
-                appended += self.reap_edge(edge).await?;
+            if alive {
+                continue;
+            }
+            match self.reap_edge(edge).await {
+                Ok(count) => appended += count,
+                Err(error) => {
+                    if let ReapError::Append {
+                        appended: count, ..
+                    } = &error
+                    {
+                        appended += count;
+                    }
+                    tracing::warn!(%error, edge, "reaping a dead edge failed; the next pass goes on");
+                }
             }
         }
         Ok(appended)
     }
 
+    /// Appends OUT for every entry of `edge` in this worker's rooms, with a bounded number
+    /// awaiting their ack ([`append::append_batch`]), and forgets the edge once it has none.
     async fn reap_edge(&mut self, edge: &str) -> Result<usize, ReapError> {
         let entries: Vec<String> = redis::cmd("SMEMBERS")
             .arg(self.keys.edge_presence(edge))
@@ -69,7 +95,7 @@ impl Reaper {
                 .await?;
             return Ok(0);
         }
-        let mut acks = Vec::new();
+        let mut batch = Vec::new();
         for entry in &entries {
             let Some((room, user)) = parse_entry(entry) else {
                 continue;
@@ -85,20 +111,28 @@ impl Reaper {
                     edge: Some(edge.to_owned()),
                 },
             );
-            let payload = encode(&envelope).map_err(|e| ReapError::Append(e.to_string()))?;
-            let publish = PublishMessage::build()
-                .payload(payload.into())
-                .message_id(format!("reap:{edge}:{entry}"));
-            let ack = self
-                .jetstream
-                .send_publish(self.log.room_subject(&room), publish)
-                .await
-                .map_err(|e| ReapError::Append(e.to_string()))?;
-            acks.push(ack);
+            match encode(&envelope) {
+                Ok(payload) => batch.push((
+                    (),
+                    self.log.room_subject(&room),
+                    PublishMessage::build()
+                        .payload(payload.into())
+                        .message_id(format!("reap:{edge}:{entry}")),
+                )),
+                Err(error) => tracing::warn!(%error, entry, "cannot encode an OUT; skipped"),
+            }
         }
-        let appended = acks.len();
-        for ack in acks {
-            ack.await.map_err(|e| ReapError::Append(e.to_string()))?;
+        let (mut appended, mut failed, mut first) = (0, 0, None);
+        let mut stored = append::append_batch(&self.jetstream, batch);
+        while let Some(((), outcome)) = stored.next().await {
+            match outcome {
+                Ok(ack) if !ack.duplicate => appended += 1,
+                Ok(_) => {}
+                Err(error) => {
+                    failed += 1;
+                    first.get_or_insert_with(|| error.to_string());
+                }
+            }
         }
         if appended > 0 {
             tracing::info!(
@@ -107,7 +141,14 @@ impl Reaper {
                 "edge heartbeat expired: its users left its rooms"
             );
         }
-        Ok(appended)
+        match first {
+            None => Ok(appended),
+            Some(first) => Err(ReapError::Append {
+                appended,
+                failed,
+                first,
+            }),
+        }
     }
 }
 

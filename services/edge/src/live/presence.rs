@@ -5,7 +5,9 @@
 //! zero, appends an INFO or OUT event naming itself to the room's log, so presence takes its
 //! place in the room's order and the receipts worker applies it like any other event. The
 //! appends are driven by the difference between what is here and what was announced, so a
-//! burst of changes coalesces, nothing queues without bound, and a failed append is retried.
+//! burst of changes coalesces, nothing queues without bound, and a failed append is retried. A
+//! burst of any size (19,000 connections closing at once) goes out with a bounded number of
+//! appends awaiting their ack ([`append::append_batch`]), so it never blocks the edge's writes.
 //!
 //! The edge also refreshes a heartbeat key in Redis; when it stops (kill -9), the key expires and
 //! the receipts worker appends OUT for the edge's users. If the edge finds its own key expired
@@ -17,8 +19,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::Context;
+use chat_platform::append;
 use chat_platform::backoff::Backoff;
 use chat_schemas::{encode, ChatEvent, Envelope, EventLog, RoomId, UserId};
+use futures::StreamExt;
 use receipts::ReadKeys;
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
@@ -240,11 +244,14 @@ impl Presence {
         }
     }
 
-    /// Appends the events of `work` (pipelined) and records what was stored; true when some
-    /// failed (they are marked dirty again).
+    /// Appends the events of `work`, at most [`append::MAX_IN_FLIGHT`] awaiting their ack at
+    /// once, and records each as it is stored; true when some failed (they are marked dirty
+    /// again). A pair appears once in `work`, so the order of its appends does not matter.
     async fn append_all(&self, work: &[(Key, bool)]) -> bool {
-        let mut pending = Vec::with_capacity(work.len());
-        for ((room, user), want) in work {
+        let mut failed = false;
+        let mut batch = Vec::with_capacity(work.len());
+        for (index, (key, want)) in work.iter().enumerate() {
+            let (room, user) = key;
             let event = if *want {
                 ChatEvent::Info {
                     user_id: user.clone(),
@@ -258,32 +265,28 @@ impl Presence {
                     edge: Some(self.edge.clone()),
                 }
             };
-            let envelope = Envelope::new(*room, user.clone(), event);
-            let sent = match encode(&envelope) {
-                Ok(payload) => self
-                    .jetstream
-                    .send_publish(
-                        self.log.room_subject(room),
-                        PublishMessage::build().payload(payload.into()),
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            pending.push(sent);
+            match encode(&Envelope::new(*room, user.clone(), event)) {
+                Ok(payload) => batch.push((
+                    index,
+                    self.log.room_subject(room),
+                    PublishMessage::build().payload(payload.into()),
+                )),
+                Err(error) => {
+                    tracing::warn!(%error, %room, "cannot encode presence; retrying");
+                    self.lock().dirty.insert(key.clone());
+                    failed = true;
+                }
+            }
         }
-        let mut failed = false;
-        for ((key, want), sent) in work.iter().zip(pending) {
-            let stored = match sent {
-                Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
+        let mut stored = append::append_batch(&self.jetstream, batch);
+        while let Some((index, outcome)) = stored.next().await {
+            let (key, want) = &work[index];
             let mut state = self.lock();
-            match stored {
-                Ok(()) if *want => {
+            match outcome {
+                Ok(_) if *want => {
                     state.announced.insert(key.clone());
                 }
-                Ok(()) => {
+                Ok(_) => {
                     state.announced.remove(key);
                 }
                 Err(error) => {
@@ -292,6 +295,8 @@ impl Presence {
                     failed = true;
                 }
             }
+            drop(state);
+            self.stored.notify_waiters();
         }
         failed
     }
