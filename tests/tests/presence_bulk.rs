@@ -107,7 +107,8 @@ async fn twenty_thousand_pairs_leaving_one_edge_at_once_reach_the_log_and_writes
     let stream = connect::event_stream(&jetstream, &env.log)
         .await
         .expect("stream");
-    let writer = EventWriter::new(jetstream.clone(), stream, env.log.clone());
+    // One attempt, no retries: a hang or a failure shows as it is.
+    let writer = EventWriter::new(jetstream.clone(), stream, env.log.clone(), Duration::ZERO);
     let presence = Presence::start(
         jetstream,
         env.log.clone(),
