@@ -1,11 +1,13 @@
 //! The pieces every chat service needs before it does its own work: its configuration
 //! ([`settings`]), its logs ([`telemetry`]), its connections to the servers it stands on
-//! ([`connect`]) and appending to the log without ever blocking for good ([`append`]). Nothing
+//! ([`connect`]), appending to the log without ever blocking for good ([`append`]) and telling
+//! an orchestrator whether it can work ([`health`]). Nothing
 //! service-specific lives here.
 
 pub mod append;
 pub mod backoff;
 pub mod connect;
+pub mod health;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;

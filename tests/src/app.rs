@@ -93,6 +93,7 @@ impl TestApp {
             projector::Settings::load().unwrap_or_else(|e| panic!("projector settings: {e}"));
         settings.nats = self.env.nats_settings.clone();
         settings.cassandra = self.env.cassandra_settings.clone();
+        settings.projector.health_listen = String::new();
         spawn_logged(
             "projector",
             projector::run(settings, std::future::pending()),
@@ -107,6 +108,7 @@ impl TestApp {
         settings.redis = self.env.redis_settings.clone();
         settings.receipts.fetch_wait_ms = 50;
         settings.receipts.reap_interval_ms = 500;
+        settings.receipts.health_listen = String::new();
         settings
     }
 

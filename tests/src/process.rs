@@ -23,6 +23,11 @@ impl ServiceProcess {
         command
             .envs(env.service_env())
             .env("CHAT_EDGE__LISTEN", format!("127.0.0.1:{port}"))
+            // Workers serve no health port unless a test asks for one: parallel tests would
+            // collide on the default ports.
+            .env("CHAT_PROJECTOR__HEALTH_LISTEN", "")
+            .env("CHAT_RECEIPTS__HEALTH_LISTEN", "")
+            .env("CHAT_NOTIFIER__HEALTH_LISTEN", "")
             .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -90,7 +95,8 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-fn free_port() -> u16 {
+/// A port nobody listens on right now.
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -71,6 +71,7 @@ impl PushKit {
         settings.notifier.fetch_wait_ms = 50;
         settings.notifier.initial_backoff_ms = 50;
         settings.notifier.max_backoff_ms = 1_000;
+        settings.notifier.health_listen = String::new();
         settings
     }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use chat_tests::health::{down, ready, wait_until, wait_until_within, worker};
 use chat_tests::stomp::StompClient;
 use chat_tests::{ServiceProcess, TestApp};
 use edge::stomp::{Command as Stomp, Frame};
@@ -319,4 +320,51 @@ async fn stomp_sends_ride_out_a_nats_restart() {
         "no duplicates"
     );
     assert_eq!(stored, expected, "every acknowledged SEND once, in order");
+}
+
+#[tokio::test]
+#[ignore = "stops the shared Cassandra: run alone by scripts/test"]
+async fn readiness_follows_a_cassandra_outage() {
+    let app = TestApp::start().await;
+    let edge = format!("{}/readyz", app.base_url);
+    // Its own name: the app runs a projector of its own on the same environment.
+    let (_projector, projector) = worker(
+        "projector",
+        &app.env,
+        &[("CHAT_PROJECTOR__NAME", "readiness")],
+    );
+    let projector = format!("{projector}/readyz");
+    wait_until(&edge, "ready", ready).await;
+    wait_until(&projector, "ready", ready).await;
+
+    tokio::task::spawn_blocking(|| cassandra("down"))
+        .await
+        .expect("down");
+    let degraded = |status: u16, body: &Value| {
+        status == 200
+            && body["status"] == "degraded"
+            && body["checks"]["cassandra"]
+                .as_str()
+                .is_some_and(|state| state.starts_with("down: "))
+    };
+    let result = async {
+        let (body, took) = wait_until(&edge, "degraded", degraded).await;
+        eprintln!("edge: degraded {took:?} after Cassandra stopped: {body}");
+        assert_eq!(body["checks"]["nats"], "ok", "{body}");
+        assert_eq!(body["checks"]["redis"], "ok", "{body}");
+        let (body, took) = wait_until(&projector, "unavailable", down("cassandra")).await;
+        eprintln!("projector: 503 {took:?} after Cassandra stopped: {body}");
+    };
+    let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(result)).await;
+    tokio::task::spawn_blocking(|| cassandra("up"))
+        .await
+        .expect("up");
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    let back = Duration::from_secs(120);
+    let (_, took) = wait_until_within(&edge, "ready again", back, ready).await;
+    eprintln!("edge: ready {took:?} after Cassandra was up");
+    let (_, took) = wait_until_within(&projector, "ready again", back, ready).await;
+    eprintln!("projector: ready {took:?} after Cassandra was up");
 }

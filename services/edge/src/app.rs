@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use chat_platform::connect::{self, ConnectError};
+use chat_platform::health::{self, Probe, Report};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub connections: TaskTracker,
     /// Source of connection ids.
     pub next_conn: AtomicU64,
+    /// Whether the edge can do its job, for `/readyz`.
+    pub readiness: Probe,
 }
 
 /// The edge could not start.
@@ -79,7 +82,7 @@ impl AppState {
         let (nats, jetstream) = connect::nats(&settings.nats).await?;
         let stream = connect::event_stream(&jetstream, &log).await?;
         let session = connect::cassandra(&settings.cassandra).await?;
-        let store = Arc::new(Store::prepare(session, &settings.cassandra.keyspace).await?);
+        let store = Arc::new(Store::prepare(session.clone(), &settings.cassandra.keyspace).await?);
         let redis = connect::redis(&settings.redis).await?;
         let keys = ReadKeys::new(settings.redis.key_prefix.clone());
         let unread = UnreadCounts::new(redis.clone(), keys.clone());
@@ -102,12 +105,21 @@ impl AppState {
         let presence = Presence::start(
             jetstream.clone(),
             log.clone(),
-            redis,
+            redis.clone(),
             keys,
             settings.edge.presence_heartbeat(),
             settings.edge.presence_ttl(),
         )
         .await?;
+        let shutdown = CancellationToken::new();
+        let readiness = readiness(
+            nats.clone(),
+            jetstream.clone(),
+            log.stream_name().to_owned(),
+            redis.clone(),
+            session,
+            shutdown.clone(),
+        );
         Ok(Arc::new(Self {
             auth,
             store: store.clone(),
@@ -124,9 +136,10 @@ impl AppState {
             hub: Hub::new(nats.clone(), log.clone()),
             presence,
             catch_up: CatchUp::new(stream, log.clone(), store, unread.clone()),
-            shutdown: CancellationToken::new(),
+            shutdown,
             connections: TaskTracker::new(),
             next_conn: AtomicU64::new(1),
+            readiness,
         }))
     }
 
@@ -134,4 +147,41 @@ impl AppState {
     pub fn router(self: &Arc<Self>) -> Router {
         crate::api::router(self.clone())
     }
+}
+
+/// The edge's readiness: it needs NATS (JetStream answering for its stream) to write and
+/// deliver, and Redis for presence and unread counts; without Cassandra it still carries live
+/// chat (SEND, SUBSCRIBE), so Cassandra down only degrades it. Shutting down makes it
+/// unavailable at once, so load balancers stop sending it clients.
+fn readiness(
+    nats: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
+    stream: String,
+    redis: redis::aio::ConnectionManager,
+    session: Arc<scylla::client::session::Session>,
+    shutdown: CancellationToken,
+) -> Probe {
+    Probe::new(move || {
+        let (nats, jetstream, stream) = (nats.clone(), jetstream.clone(), stream.clone());
+        let (redis, session, shutdown) = (redis.clone(), session.clone(), shutdown.clone());
+        async move {
+            let (nats, redis, cassandra) = tokio::join!(
+                health::nats(&nats, &jetstream, &stream),
+                health::redis(&redis),
+                health::cassandra(&session),
+            );
+            let serving = if shutdown.is_cancelled() {
+                Err("shutting down".to_owned())
+            } else {
+                Ok(())
+            };
+            let mut report = Report::default();
+            report
+                .require("serving", serving)
+                .require("nats", nats)
+                .require("redis", redis)
+                .prefer("cassandra", cassandra);
+            report
+        }
+    })
 }

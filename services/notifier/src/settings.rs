@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chat_platform::health;
 use chat_platform::settings::{
     self, CassandraSettings, LogSettings, NatsSettings, RedisSettings, SettingsError,
 };
@@ -68,6 +69,9 @@ pub struct NotifierSettings {
     /// How long the record of who already got an event's push is kept: the window in which a
     /// redelivered event sends no duplicate.
     pub sent_record_seconds: u64,
+    /// Address of the `/healthz` and `/readyz` server, `host:port` (port 0 picks a free one);
+    /// empty serves none.
+    pub health_listen: String,
 }
 
 impl Default for NotifierSettings {
@@ -86,6 +90,7 @@ impl Default for NotifierSettings {
             ack_wait_ms: 30_000,
             receipts_wait_ms: 30_000,
             sent_record_seconds: 7 * 24 * 3600,
+            health_listen: "127.0.0.1:9183".to_owned(),
         }
     }
 }
@@ -150,6 +155,11 @@ impl NotifierSettings {
             self.sent_record_seconds >= 60,
             "sent_record_seconds",
             "at least 60",
+        )?;
+        check(
+            health::valid_listen(&self.health_listen),
+            "health_listen",
+            "empty or host:port",
         )
     }
 

@@ -14,6 +14,7 @@ use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsum
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::AckKind;
 use chat_platform::connect::{self, ConnectError};
+use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report};
 use chat_schemas::{decode, Envelope};
 use futures::StreamExt;
 use receipts::{ReadKeys, UnreadCounts};
@@ -39,6 +40,9 @@ pub enum NotifierError {
     /// Cassandra statements cannot be prepared.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
+    /// The health server could not start.
+    #[error(transparent)]
+    Health(#[from] HealthError),
     /// The FCM credentials are unusable.
     #[error(transparent)]
     Auth(#[from] AuthError),
@@ -93,11 +97,11 @@ pub async fn run(
     )?;
     fcm.check_credentials().await?;
     let log = settings.nats.event_log();
-    let (_client, jetstream) = connect::nats(&settings.nats).await?;
+    let (client, jetstream) = connect::nats(&settings.nats).await?;
     let stream = connect::event_stream(&jetstream, &log).await?;
     let redis = connect::redis(&settings.redis).await?;
     let session = connect::cassandra(&settings.cassandra).await?;
-    let directory = Directory::prepare(session, &settings.cassandra.keyspace).await?;
+    let directory = Directory::prepare(session.clone(), &settings.cassandra.keyspace).await?;
     let keys = ReadKeys::new(settings.redis.key_prefix.clone());
     let consumer = durable_consumer(&stream, &config, &log.all_rooms()).await?;
     let shared = Arc::new(Shared {
@@ -110,13 +114,26 @@ pub async fn run(
     });
 
     let stop = CancellationToken::new();
+    let activity = Arc::new(Activity::default());
     tokio::spawn({
-        let stop = stop.clone();
+        let (stop, activity) = (stop.clone(), activity.clone());
         async move {
             shutdown.await;
+            activity.stopping();
             stop.cancel();
         }
     });
+    let probe = readiness(
+        Dependencies {
+            client,
+            jetstream,
+            stream: log.stream_name().to_owned(),
+            session,
+        },
+        shared.clone(),
+        activity.clone(),
+    );
+    let _health = HealthServer::start(&shared.config.health_listen, Arc::new(probe)).await?;
     tracing::info!(consumer = %shared.config.consumer, "notifier running");
     let events = Arc::new(Semaphore::new(shared.config.events_in_flight));
     let tasks = TaskTracker::new();
@@ -131,9 +148,13 @@ pub async fn run(
                 .messages() => fetched,
         };
         let mut messages = match fetched {
-            Ok(messages) => messages,
+            Ok(messages) => {
+                activity.progressed();
+                messages
+            }
             Err(error) => {
                 tracing::warn!(%error, "cannot fetch from the log");
+                activity.failed(&error);
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 continue;
             }
@@ -143,9 +164,10 @@ pub async fn run(
             let Ok(permit) = events.clone().acquire_owned().await else {
                 break;
             };
-            let shared = shared.clone();
+            let (shared, activity) = (shared.clone(), activity.clone());
             tasks.spawn(async move {
                 work(&shared, message).await;
+                activity.progressed();
                 drop(permit);
             });
         }
@@ -154,6 +176,52 @@ pub async fn run(
     tasks.wait().await;
     tracing::info!("notifier stopped");
     Ok(())
+}
+
+/// The connections readiness checks beyond those in [`Shared`].
+struct Dependencies {
+    client: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
+    stream: String,
+    session: Arc<scylla::client::session::Session>,
+}
+
+/// The notifier's readiness: it needs NATS to read the log, Redis for who gets a push and what
+/// was sent, Cassandra for tokens and mutes, an FCM access token to send, and its work going on
+/// (a fetch or a finished event, so events in flight holding up fetching count as progress).
+/// Pushes cannot go out without any of them, so each is required.
+fn readiness(dependencies: Dependencies, shared: Arc<Shared>, activity: Arc<Activity>) -> Probe {
+    let dependencies = Arc::new(dependencies);
+    Probe::new(move || {
+        let (deps, shared, activity) = (dependencies.clone(), shared.clone(), activity.clone());
+        async move {
+            // On its own task, so a token fetch cut off by the timeout still fills the cache.
+            let token = tokio::spawn({
+                let shared = shared.clone();
+                async move { shared.fcm.check_credentials().await }
+            });
+            let (nats, redis, cassandra, fcm) = tokio::join!(
+                health::nats(&deps.client, &deps.jetstream, &deps.stream),
+                health::redis(&shared.redis),
+                health::cassandra(&deps.session),
+                health::within(async {
+                    match token.await {
+                        Ok(obtained) => obtained.map_err(|e| e.to_string()),
+                        Err(error) => Err(error.to_string()),
+                    }
+                }),
+            );
+            let mut report = Report::default();
+            report
+                .require("serving", activity.serving())
+                .require("nats", nats)
+                .require("redis", redis)
+                .require("cassandra", cassandra)
+                .require("fcm", fcm)
+                .require("consumer", activity.check());
+            report
+        }
+    })
 }
 
 /// Creates the durable consumer, or updates an existing one; a new one starts with the

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use chat_platform::connect::ConnectError;
+use chat_platform::health::HealthError;
 use chat_schemas::cql::InvalidKeyspace;
 
 use crate::settings::InvalidSettings;
@@ -20,6 +21,9 @@ pub enum ProjectorError {
     /// NATS or Cassandra could not be reached or prepared.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The health server could not start.
+    #[error(transparent)]
+    Health(#[from] HealthError),
     /// The statements could not be prepared.
     #[error("cannot prepare the projector's statements: {0}")]
     Store(#[from] StoreError),

@@ -2,6 +2,7 @@
 //! each batch acked and announced only once Cassandra has all of it.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
@@ -9,8 +10,10 @@ use async_nats::jetstream::message::Acker;
 use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::AckKind;
 use chat_platform::connect;
+use chat_platform::health::{self, Activity, HealthServer, Probe, Report};
 use chat_schemas::EventLog;
 use futures::StreamExt;
+use scylla::client::session::Session;
 use tokio::time::Instant;
 
 use crate::apply::{Applier, LogEvent};
@@ -40,11 +43,26 @@ pub async fn run(
     let session = connect::cassandra(&settings.cassandra).await?;
     let keyspace = &settings.cassandra.keyspace;
     connect::apply_schema(&session, keyspace, settings.cassandra.replication_factor).await?;
-    let store = Store::prepare(session, keyspace).await?;
+    let store = Store::prepare(session.clone(), keyspace).await?;
     let consumer = durable_consumer(&stream, &store, config, &log).await?;
 
+    let activity = Arc::new(Activity::default());
+    let probe = readiness(
+        client.clone(),
+        jetstream,
+        log.stream_name().to_owned(),
+        session,
+        activity.clone(),
+    );
+    let _health = HealthServer::start(&config.health_listen, Arc::new(probe)).await?;
     let mut applier = Applier::new(store, config);
-    let mut shutdown = Shutdown::new(shutdown);
+    let mut shutdown = Shutdown::new({
+        let activity = activity.clone();
+        async move {
+            shutdown.await;
+            activity.stopping();
+        }
+    });
     let progress_subject = log.progress_subject(&config.name);
     let mut fetch_backoff = Backoff::default();
     tracing::info!(
@@ -61,6 +79,7 @@ pub async fn run(
                 batch
             }
             Err(error) => {
+                activity.failed(&error);
                 let delay = fetch_backoff.next_delay();
                 let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
                 tracing::warn!(%error, retry_in_ms, "cannot fetch from the log");
@@ -71,6 +90,7 @@ pub async fn run(
             }
         };
         let Some(last) = batch.ackers.last() else {
+            activity.progressed();
             continue;
         };
         if let Some(last_seq) = batch.last_seq {
@@ -105,9 +125,39 @@ pub async fn run(
                 tracing::warn!(%error, last_seq, "cannot announce progress");
             }
         }
+        activity.progressed();
     }
     tracing::info!(name = %config.name, "projector stopped");
     Ok(())
+}
+
+/// The projector's readiness: it needs NATS (JetStream answering for its stream) to read the
+/// log, Cassandra to write the projections, and its loop going round (a batch stuck in retries
+/// shows here after [`health::STALLED_AFTER`]).
+fn readiness(
+    client: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
+    stream: String,
+    session: Arc<Session>,
+    activity: Arc<Activity>,
+) -> Probe {
+    Probe::new(move || {
+        let (client, jetstream, stream) = (client.clone(), jetstream.clone(), stream.clone());
+        let (session, activity) = (session.clone(), activity.clone());
+        async move {
+            let (nats, cassandra) = tokio::join!(
+                health::nats(&client, &jetstream, &stream),
+                health::cassandra(&session),
+            );
+            let mut report = Report::default();
+            report
+                .require("serving", activity.serving())
+                .require("nats", nats)
+                .require("cassandra", cassandra)
+                .require("consumer", activity.check());
+            report
+        }
+    })
 }
 
 /// Creates or updates the durable consumer so that the keyspace misses no event.

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use chat_platform::health;
 use chat_platform::settings::{self, CassandraSettings, LogSettings, NatsSettings, SettingsError};
 use serde::Deserialize;
 
@@ -49,6 +50,9 @@ pub struct ProjectorSettings {
     pub ack_wait_ms: u64,
     /// Most rooms whose state is cached between batches; the cache is emptied beyond it.
     pub cache_rooms: usize,
+    /// Address of the `/healthz` and `/readyz` server, `host:port` (port 0 picks a free one);
+    /// empty serves none.
+    pub health_listen: String,
 }
 
 impl Default for ProjectorSettings {
@@ -61,6 +65,7 @@ impl Default for ProjectorSettings {
             bucket_seconds: 86_400,
             ack_wait_ms: 10_000,
             cache_rooms: 100_000,
+            health_listen: "127.0.0.1:9181".to_owned(),
         }
     }
 }
@@ -100,7 +105,12 @@ impl ProjectorSettings {
             "ack_wait_ms",
             "1000 to 600000",
         )?;
-        check(self.cache_rooms >= 1, "cache_rooms", "at least 1")
+        check(self.cache_rooms >= 1, "cache_rooms", "at least 1")?;
+        check(
+            health::valid_listen(&self.health_listen),
+            "health_listen",
+            "empty or host:port",
+        )
     }
 
     /// [`ProjectorSettings::fetch_wait_ms`] as a duration.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use chat_platform::health;
 use chat_platform::settings::{self, LogSettings, NatsSettings, RedisSettings, SettingsError};
 use serde::Deserialize;
 
@@ -48,6 +49,9 @@ pub struct ReceiptsSettings {
     pub reap_interval_ms: u64,
     /// How long a partition lease lasts without renewal; a standby worker takes over after it.
     pub lease_ms: u64,
+    /// Address of the `/healthz` and `/readyz` server, `host:port` (port 0 picks a free one);
+    /// empty serves none.
+    pub health_listen: String,
 }
 
 impl Default for ReceiptsSettings {
@@ -61,6 +65,7 @@ impl Default for ReceiptsSettings {
             max_tracked_messages: 1_000,
             reap_interval_ms: 5_000,
             lease_ms: 15_000,
+            health_listen: "127.0.0.1:9182".to_owned(),
         }
     }
 }
@@ -111,6 +116,11 @@ impl ReceiptsSettings {
             (1_000..=600_000).contains(&self.lease_ms),
             "lease_ms",
             "1000 to 600000",
+        )?;
+        check(
+            health::valid_listen(&self.health_listen),
+            "health_listen",
+            "empty or host:port",
         )
     }
 

@@ -2,6 +2,8 @@
 //! consumer left off, publishes what changed, and reaps the presence of dead edges.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
@@ -12,6 +14,7 @@ use async_nats::jetstream::AckKind;
 use async_nats::Client;
 use chat_platform::backoff::Backoff;
 use chat_platform::connect::{self, ConnectError};
+use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report};
 use chat_schemas::{decode, EventLog};
 use futures::StreamExt;
 use redis::aio::ConnectionManager;
@@ -34,6 +37,9 @@ pub enum WorkerError {
     /// A server is unreachable.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The health server could not start.
+    #[error(transparent)]
+    Health(#[from] HealthError),
     /// Redis failed while starting.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
@@ -64,13 +70,25 @@ pub async fn run(
     let redis = connect::redis(&settings.redis).await?;
     let keys = ReadKeys::new(settings.redis.key_prefix.clone());
     let stop = CancellationToken::new();
+    let activity = Arc::new(Activity::default());
+    let active = Arc::new(AtomicBool::new(false));
     tokio::spawn({
-        let stop = stop.clone();
+        let (stop, activity) = (stop.clone(), activity.clone());
         async move {
             shutdown.await;
+            activity.stopping();
             stop.cancel();
         }
     });
+    let probe = readiness(
+        client.clone(),
+        jetstream.clone(),
+        log.stream_name().to_owned(),
+        redis.clone(),
+        activity.clone(),
+        active.clone(),
+    );
+    let _health = HealthServer::start(&config.health_listen, Arc::new(probe)).await?;
 
     let consumer_name = config.consumer();
     let reaper = tokio::spawn(reap_forever(
@@ -91,11 +109,15 @@ pub async fn run(
         log: log.clone(),
         config: config.clone(),
         silent_until: 0,
+        activity,
     };
     let result = loop {
+        active.store(false, Ordering::Relaxed);
         let Some(lease) = acquire(&redis, &keys, &consumer_name, &config, &stop).await? else {
             break Ok(());
         };
+        applier.activity.progressed();
+        active.store(true, Ordering::Relaxed);
         let (consumer, silent_until) =
             match durable_consumer(&stream, redis.clone(), &keys, &config, &log).await {
                 Ok(found) => found,
@@ -117,6 +139,40 @@ pub async fn run(
     reaper.abort();
     tracing::info!(consumer = %consumer_name, "receipts stopped");
     result
+}
+
+/// The worker's readiness: it needs NATS (JetStream answering for its stream) and Redis, which
+/// holds both its state and its lease. A standby (another process holds the partition) is
+/// ready, to take over; an active worker must also have its loop going round.
+fn readiness(
+    client: Client,
+    jetstream: async_nats::jetstream::Context,
+    stream: String,
+    redis: ConnectionManager,
+    activity: Arc<Activity>,
+    active: Arc<AtomicBool>,
+) -> Probe {
+    Probe::new(move || {
+        let (client, jetstream, stream) = (client.clone(), jetstream.clone(), stream.clone());
+        let (redis, activity, active) = (redis.clone(), activity.clone(), active.clone());
+        async move {
+            let (nats, redis) = tokio::join!(
+                health::nats(&client, &jetstream, &stream),
+                health::redis(&redis),
+            );
+            let mut report = Report::default();
+            report
+                .require("serving", activity.serving())
+                .require("nats", nats)
+                .require("redis", redis);
+            if active.load(Ordering::Relaxed) {
+                report.require("consumer", activity.check()).role("active");
+            } else {
+                report.role("standby");
+            }
+            report
+        }
+    })
 }
 
 /// Waits as a standby until the partition's lease is free; `None` when shut down first.
@@ -246,6 +302,7 @@ struct Applier {
     log: EventLog,
     config: ReceiptsSettings,
     silent_until: u64,
+    activity: Arc<Activity>,
 }
 
 impl Applier {
@@ -262,6 +319,7 @@ impl Applier {
                 Ok(batch) => batch,
                 Err(error) => {
                     tracing::warn!(%error, "cannot fetch from the log");
+                    self.activity.failed(&error);
                     if pause(&mut backoff, stop).await {
                         break;
                     }
@@ -269,6 +327,7 @@ impl Applier {
                 }
             };
             let (Some(last), Some(last_seq)) = (ackers.last(), last_seq) else {
+                self.activity.progressed();
                 continue;
             };
             let outcomes = loop {
@@ -280,6 +339,7 @@ impl Applier {
                     Ok(outcomes) => break Some(outcomes),
                     Err(error) => {
                         tracing::warn!(%error, "cannot apply a batch to Redis; retrying");
+                        self.activity.failed(&error);
                         if lost.is_cancelled() || pause(&mut backoff, stop).await {
                             break None;
                         }
@@ -299,6 +359,7 @@ impl Applier {
             if let Err(error) = last.double_ack().await {
                 tracing::warn!(%error, "ack failed; the batch will be applied again (no effect)");
             }
+            self.activity.progressed();
         }
         Ok(())
     }

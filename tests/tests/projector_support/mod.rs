@@ -86,7 +86,10 @@ pub fn settings(env: &TestEnv) -> Settings {
     let mut settings = Settings::load().expect("projector settings");
     settings.nats = env.nats_settings.clone();
     settings.cassandra = env.cassandra_settings.clone();
-    settings.projector = projector::ProjectorSettings::default();
+    settings.projector = projector::ProjectorSettings {
+        health_listen: String::new(),
+        ..projector::ProjectorSettings::default()
+    };
     settings
 }
 

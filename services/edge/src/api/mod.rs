@@ -13,6 +13,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
+use chat_platform::health::Report;
 use chat_schemas::{RoomId, UserId};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -58,13 +59,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// 200 while the edge accepts work, 503 once it is shutting down.
-async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, &'static str) {
-    if state.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-    } else {
-        (StatusCode::OK, "ready")
-    }
+/// 200 while the edge can carry chat (NATS and Redis answer, not shutting down), 503 otherwise;
+/// the body names each dependency's state (`docs/health.md`).
+async fn ready(State(state): State<Arc<AppState>>) -> Report {
+    state.readiness.report().await
 }
 
 /// A room id from the path; one that is not even a UUID names no room.

@@ -96,6 +96,8 @@ async fn main() -> anyhow::Result<()> {
     settings.nats.subject_prefix = format!("bench{id}.");
     settings.cassandra.keyspace = format!("bench_{id}");
     settings.projector.name = "bench".to_owned();
+    // The bench's projector runs beside any other on this machine.
+    settings.projector.health_listen = String::new();
 
     let (client, js) = connect::nats(&settings.nats).await?;
     let session = connect::cassandra(&settings.cassandra).await?;
