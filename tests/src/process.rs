@@ -63,6 +63,21 @@ impl ServiceProcess {
         let _ = self.child.wait();
     }
 
+    /// Waits up to `within` for the process to end by itself; its exit status, or `None` when it
+    /// still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => return None,
+            }
+        }
+    }
+
     /// Asks the process to stop (SIGTERM) and waits for it.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

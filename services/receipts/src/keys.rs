@@ -13,7 +13,8 @@
 //! | `rs:edge:{edge}` | set | `"{room} {user}"` entries present through that edge |
 //! | `rs:edges` | set | edges that hold presence |
 //! | `rs:applied:{room}` / `rs:shown:{room}` | string | the room's last applied / published sequence |
-//! | `rs:progress:{consumer}` | string | the last sequence a worker partition applied |
+//! | `rs:outcomes:{room}` | hash | sequence -> what an applied event published (MessagePack), kept until the worker marks it published |
+//! | `rs:progress:{consumer}` | string | the last sequence a worker partition applied and published |
 //! | `edge-alive:{edge}` | string | an edge's heartbeat, expiring when it stops |
 //! | `receipts-lease:{consumer}` | string | which worker process owns a partition |
 
@@ -79,7 +80,7 @@ impl ReadKeys {
         format!("{}rs:edges", self.prefix)
     }
 
-    /// The last sequence the worker consumer `consumer` applied.
+    /// The last sequence the worker consumer `consumer` applied and published.
     pub fn progress(&self, consumer: &str) -> String {
         format!("{}rs:progress:{consumer}", self.prefix)
     }

@@ -1,12 +1,16 @@
 //! One process per partition: a worker holds its partition's lease in Redis while it applies,
 //! renewing it well before it expires; a second worker for the same partition waits as a
-//! standby and takes over once the holder stops renewing.
+//! standby and takes over once the holder stops renewing. The lease is also the fence of every
+//! write: the apply scripts check the holder's token atomically (`state::Fence`), so a holder
+//! that lost its lease cannot write, whatever its renewer has noticed yet.
 
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
 use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
+
+use crate::state::Fence;
 
 /// Renews the lease only while this holder still owns it.
 const RENEW: &str = r"
@@ -64,6 +68,14 @@ impl Lease {
         }))
     }
 
+    /// What the scripts check before they write: this lease's key and token.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            key: self.key.clone(),
+            holder: self.holder.clone(),
+        }
+    }
+
     /// Gives the lease up so a standby can take over at once.
     pub async fn release(mut self) {
         self.renewer.abort();
@@ -75,6 +87,13 @@ impl Lease {
         if let Err(error) = released {
             tracing::warn!(%error, key = %self.key, "cannot release the lease; it expires by itself");
         }
+    }
+}
+
+impl Drop for Lease {
+    /// A lease given up without [`Lease::release`] (it was lost) stops renewing.
+    fn drop(&mut self) {
+        self.renewer.abort();
     }
 }
 

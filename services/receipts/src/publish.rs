@@ -58,9 +58,7 @@ pub fn publications(log: &EventLog, event: &LoggedEvent, outcome: &Outcome) -> V
             let Some(mut body) = client_json(event.seq, envelope) else {
                 return Vec::new();
             };
-            if let Some(count) = read_count {
-                set(&mut body, "readCount", Value::from(*count));
-            }
+            set(&mut body, "readCount", Value::from(*read_count));
             (*previous, body)
         }
         Outcome::Shown { previous } => {

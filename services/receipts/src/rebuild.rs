@@ -114,7 +114,7 @@ pub async fn rebuild(settings: &Settings) -> Result<RebuildReport, WorkerError> 
             }
             events += u64::try_from(batch.len()).unwrap_or(0);
             state
-                .apply(&batch, None)
+                .apply(&batch, None, 0)
                 .await
                 .map_err(|e| consumer_error(e.to_string()))?;
         }

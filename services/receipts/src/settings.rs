@@ -47,11 +47,19 @@ pub struct ReceiptsSettings {
     /// How often edges' heartbeats are checked; an edge whose heartbeat expired is dead and
     /// its users leave its rooms (OUT).
     pub reap_interval_ms: u64,
-    /// How long a partition lease lasts without renewal; a standby worker takes over after it.
+    /// How long a partition lease lasts without renewal (renewed every third of it); a standby
+    /// takes over after it. It bounds the live outage after a worker crash, and a worker whose
+    /// renewals fail for this long stops applying (its writes are fenced anyway).
     pub lease_ms: u64,
     /// Address of the `/healthz` and `/readyz` server, `host:port` (port 0 picks a free one);
     /// empty serves none.
     pub health_listen: String,
+    /// How often a standby tries to take the lease: the rest of the take-over delay.
+    pub standby_poll_ms: u64,
+    /// Test hook, inert at 0: after applying a batch that holds this stream sequence, the
+    /// process aborts before publishing, as a crash at that point would. Only for the fault
+    /// tests; never set it in a deployment.
+    pub test_crash_after_apply: u64,
 }
 
 impl Default for ReceiptsSettings {
@@ -64,8 +72,10 @@ impl Default for ReceiptsSettings {
             ack_wait_ms: 10_000,
             max_tracked_messages: 1_000,
             reap_interval_ms: 5_000,
-            lease_ms: 15_000,
+            lease_ms: 3_000,
             health_listen: "127.0.0.1:9182".to_owned(),
+            standby_poll_ms: 250,
+            test_crash_after_apply: 0,
         }
     }
 }
@@ -118,6 +128,11 @@ impl ReceiptsSettings {
             "1000 to 600000",
         )?;
         check(
+            (50..=60_000).contains(&self.standby_poll_ms),
+            "standby_poll_ms",
+            "50 to 60000",
+        )?;
+        check(
             health::valid_listen(&self.health_listen),
             "health_listen",
             "empty or host:port",
@@ -147,6 +162,11 @@ impl ReceiptsSettings {
     /// [`ReceiptsSettings::lease_ms`] as a duration.
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
+    }
+
+    /// [`ReceiptsSettings::standby_poll_ms`] as a duration.
+    pub fn standby_poll(&self) -> Duration {
+        Duration::from_millis(self.standby_poll_ms)
     }
 }
 

@@ -2,6 +2,7 @@
 //! consumer left off, publishes what changed, and reaps the presence of dead edges.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use crate::partition::partition_of;
 use crate::publish::publications;
 use crate::reaper::Reaper;
 use crate::settings::{InvalidSettings, ReceiptsSettings, Settings};
-use crate::state::{LoggedEvent, ReadState};
+use crate::state::{Fence, LoggedEvent, ReadState, ReadStateError};
 
 /// The worker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +129,9 @@ pub async fn run(
             };
         applier.silent_until = silent_until;
         tracing::info!(consumer = %consumer_name, stream = log.stream_name(), "receipts running");
-        let result = applier.run(&consumer, &stop, &lease.lost).await;
+        let result = applier
+            .run(&consumer, &stop, &lease.lost, &lease.fence())
+            .await;
         if lease.lost.is_cancelled() && !stop.is_cancelled() {
             tracing::error!(consumer = %consumer_name, "lost the partition lease; standing by");
             continue;
@@ -175,7 +178,8 @@ fn readiness(
     })
 }
 
-/// Waits as a standby until the partition's lease is free; `None` when shut down first.
+/// Waits as a standby until the partition's lease is free, trying every `standby_poll_ms`
+/// (also through a Redis outage); `None` when shut down first.
 async fn acquire(
     redis: &ConnectionManager,
     keys: &ReadKeys,
@@ -185,17 +189,18 @@ async fn acquire(
 ) -> Result<Option<Lease>, WorkerError> {
     let mut announced = false;
     loop {
-        if let Some(lease) = Lease::try_acquire(redis, keys.lease(consumer), config.lease()).await?
-        {
-            return Ok(Some(lease));
-        }
-        if !announced {
-            tracing::info!(%consumer, "another worker holds this partition; standing by");
-            announced = true;
+        match Lease::try_acquire(redis, keys.lease(consumer), config.lease()).await {
+            Ok(Some(lease)) => return Ok(Some(lease)),
+            Ok(None) if !announced => {
+                tracing::info!(%consumer, "another worker holds this partition; standing by");
+                announced = true;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, %consumer, "cannot reach the lease; retrying"),
         }
         tokio::select! {
             () = stop.cancelled() => return Ok(None),
-            () = tokio::time::sleep(config.lease() / 3) => {}
+            () = tokio::time::sleep(config.standby_poll()) => {}
         }
     }
 }
@@ -214,12 +219,16 @@ async fn reap_forever(mut reaper: Reaper, every: Duration, stop: CancellationTok
 
 /// Creates or updates the durable consumer so that the read state misses no event.
 ///
-/// Redis holds the partition's progress, written with each batch before its ack. Progress
-/// behind the consumer's ack floor means Redis lost state (flushed, restored, wiped): the
-/// consumer is recreated from just after the progress, and the events up to the old ack floor
-/// are applied again silently, since clients have seen them already. A partition with neither
-/// consumer nor progress applies the whole log silently up to its current end. Returns the
-/// consumer and that silent limit.
+/// A holder that just took the lease recreates the consumer from just after its ack floor:
+/// what the previous holder fetched but never acked is delivered again at once, in log order,
+/// rather than after `ack_wait_ms` and behind newer events.
+///
+/// Redis holds the partition's progress, written with each batch after publishing and before
+/// its ack. Progress behind the consumer's ack floor means Redis lost state (flushed, restored,
+/// wiped): the consumer is recreated from just after the progress, and the events up to the old
+/// ack floor are applied again silently, since clients have seen them already. A partition with
+/// neither consumer nor progress applies the whole log silently up to its current end. Returns
+/// the consumer and that silent limit.
 async fn durable_consumer(
     stream: &Stream,
     mut redis: ConnectionManager,
@@ -262,7 +271,16 @@ async fn durable_consumer(
                 .map_err(|e| error(e.to_string()))?;
             wanted.deliver_policy = resume_after(applied);
         }
-        Ok(info) => wanted.deliver_policy = info.config.deliver_policy,
+        Ok(info) => {
+            wanted.deliver_policy = match info.ack_floor.stream_sequence {
+                0 => info.config.deliver_policy,
+                acked => resume_after(acked),
+            };
+            stream
+                .delete_consumer(&name)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+        }
         Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
             wanted.deliver_policy = resume_after(applied);
             if progress.is_none() {
@@ -306,11 +324,14 @@ struct Applier {
 }
 
 impl Applier {
+    /// Applies, publishes, marks published and acks batch after batch, until shutdown or until
+    /// the lease is lost (cancelling `lost` itself when a fenced write finds it so).
     async fn run(
         &mut self,
         consumer: &PullConsumer,
         stop: &CancellationToken,
         lost: &CancellationToken,
+        fence: &Fence,
     ) -> Result<(), WorkerError> {
         let consumer_name = self.config.consumer();
         let mut backoff = Backoff::default();
@@ -330,23 +351,19 @@ impl Applier {
                 self.activity.progressed();
                 continue;
             };
-            let outcomes = loop {
-                match self
+            let applied = loop {
+                let result = self
                     .state
-                    .apply(&events, Some((&consumer_name, last_seq)))
-                    .await
-                {
-                    Ok(outcomes) => break Some(outcomes),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot apply a batch to Redis; retrying");
-                        self.activity.failed(&error);
-                        if lost.is_cancelled() || pause(&mut backoff, stop).await {
-                            break None;
-                        }
-                    }
+                    .apply(&events, Some(fence), self.silent_until)
+                    .await;
+                if let Err(error) = &result {
+                    self.activity.failed(error);
+                }
+                if let ControlFlow::Break(done) = settle(result, &mut backoff, stop, lost).await {
+                    break done;
                 }
             };
-            let Some(outcomes) = outcomes else {
+            let Some(outcomes) = applied else {
                 for acker in &ackers {
                     if let Err(error) = acker.ack_with(AckKind::Nak(None)).await {
                         tracing::debug!(%error, "cannot hand back an unapplied event");
@@ -355,7 +372,31 @@ impl Applier {
                 break;
             };
             backoff.reset();
+            if self.config.test_crash_after_apply != 0
+                && events
+                    .iter()
+                    .any(|e| e.seq == self.config.test_crash_after_apply)
+            {
+                tracing::error!(
+                    seq = self.config.test_crash_after_apply,
+                    "test hook: aborting between applying and publishing"
+                );
+                std::process::abort();
+            }
             self.publish(&events, &outcomes).await;
+            let marked = loop {
+                let result = self
+                    .state
+                    .published(&events, fence, &consumer_name, last_seq)
+                    .await;
+                if let ControlFlow::Break(done) = settle(result, &mut backoff, stop, lost).await {
+                    break done;
+                }
+            };
+            if marked.is_none() {
+                break;
+            }
+            backoff.reset();
             if let Err(error) = last.double_ack().await {
                 tracing::warn!(%error, "ack failed; the batch will be applied again (no effect)");
             }
@@ -432,6 +473,33 @@ impl Applier {
 /// One fetched batch: the decoded events of this worker's rooms, the ackers of every fetched
 /// message, and the last stream sequence fetched.
 type Batch = (Vec<LoggedEvent>, Vec<Acker>, Option<u64>);
+
+/// What to do after a read-state call: `Break(Some)` on success, `Continue` to call again
+/// after a backoff (Redis failed), `Break(None)` to give up: shut down, or the lease was lost
+/// (a fenced call cancels `lost`: another worker may be writing now).
+async fn settle<T>(
+    result: Result<T, ReadStateError>,
+    backoff: &mut Backoff,
+    stop: &CancellationToken,
+    lost: &CancellationToken,
+) -> ControlFlow<Option<T>> {
+    match result {
+        Ok(value) => ControlFlow::Break(Some(value)),
+        Err(ReadStateError::Fenced) => {
+            tracing::error!("the partition lease is gone; this worker stops applying");
+            lost.cancel();
+            ControlFlow::Break(None)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot write the read state to Redis; retrying");
+            if lost.is_cancelled() || pause(backoff, stop).await {
+                ControlFlow::Break(None)
+            } else {
+                ControlFlow::Continue(())
+            }
+        }
+    }
+}
 
 /// Sleeps the next backoff delay; true when shutdown came first.
 async fn pause(backoff: &mut Backoff, stop: &CancellationToken) -> bool {

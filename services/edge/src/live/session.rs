@@ -110,8 +110,11 @@ pub type SendOutcome = Result<Option<String>, StompError>;
 enum Target {
     /// A room's stored events, `delivered` being the last sequence sent.
     Room { room: RoomId, delivered: u64 },
-    /// The user's room-list feed.
-    User,
+    /// The user's room-list feed, with the last entry delivered per room: a receipts worker
+    /// that died after publishing may publish an entry again, and a feed entry must never show
+    /// twice. One entry per room that fed this subscription, so at most the rooms the user is
+    /// (or was, during the subscription) a member of.
+    User { delivered: HashMap<RoomId, u64> },
 }
 
 #[derive(Debug)]
@@ -337,7 +340,9 @@ impl Session {
                 id,
                 Subscription {
                     destination,
-                    target: Target::User,
+                    target: Target::User {
+                        delivered: HashMap::new(),
+                    },
                 },
             );
             Ok(Flow::Continue)
@@ -426,7 +431,7 @@ impl Session {
         if let Some(subscription) = self.subscriptions.remove(id) {
             let room = match subscription.target {
                 Target::Room { room, .. } => Some(room),
-                Target::User => None,
+                Target::User { .. } => None,
             };
             self.release(subscription);
             if let (Some(room), Some(user)) = (room, &self.user) {
@@ -475,10 +480,19 @@ impl Session {
     ) -> Result<(), StompError> {
         match delivery {
             Delivery::User { message_id, body } => {
-                for (id, subscription) in &self.subscriptions {
-                    if matches!(subscription.target, Target::User) {
-                        out.push(message(&subscription.destination, id, &message_id, &body));
+                let position = feed_position(&message_id, &body);
+                for (id, subscription) in &mut self.subscriptions {
+                    let Target::User { delivered } = &mut subscription.target else {
+                        continue;
+                    };
+                    if let Some((room, seq)) = position {
+                        let last = delivered.entry(room).or_default();
+                        if seq <= *last {
+                            continue;
+                        }
+                        *last = seq;
                     }
+                    out.push(message(&subscription.destination, id, &message_id, &body));
                 }
                 Ok(())
             }
@@ -569,7 +583,7 @@ impl Session {
                     self.state.presence.exit(room, user.clone());
                 }
             }
-            Target::User => {
+            Target::User { .. } => {
                 if let Some(user) = &self.user {
                     self.state.hub.unlisten_user(user, self.conn);
                 }
@@ -583,6 +597,20 @@ impl Session {
             self.release(subscription);
         }
     }
+}
+
+/// The room and log position of a feed entry, to drop one published again; `None` (delivered
+/// without the check) for an entry without them.
+fn feed_position(message_id: &str, body: &str) -> Option<(RoomId, u64)> {
+    /// The one field of a feed entry the check needs.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct FeedEntry {
+        room_id: RoomId,
+    }
+    let seq = message_id.parse().ok()?;
+    let entry: FeedEntry = serde_json::from_str(body).ok()?;
+    Some((entry.room_id, seq))
 }
 
 fn message(destination: &str, subscription: &str, message_id: &str, body: &str) -> Frame {

@@ -286,7 +286,7 @@ impl Bench {
     ) -> anyhow::Result<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(events.len());
         for batch in events.chunks(self.batch) {
-            outcomes.extend(state.apply(batch, None).await?);
+            outcomes.extend(state.apply(batch, None, 0).await?);
         }
         Ok(outcomes)
     }
@@ -479,7 +479,7 @@ async fn measure_throughput(
     let started = Instant::now();
     let mut outcomes = Vec::with_capacity(events);
     for batch in chats.chunks(bench.batch) {
-        outcomes.extend(state.apply(batch, None).await?);
+        outcomes.extend(state.apply(batch, None, 0).await?);
     }
     let receipts_per_s = per_second(events, started.elapsed());
     for (outcome, &sender) in outcomes.iter().zip(&senders) {
@@ -669,7 +669,7 @@ async fn measure_entering(
 
         let enter = bench.entered(room, late);
         let started = Instant::now();
-        let outcome = state.apply(std::slice::from_ref(&enter), None).await?;
+        let outcome = state.apply(std::slice::from_ref(&enter), None, 0).await?;
         receipts.push(started.elapsed());
         ensure!(
             matches!(outcome.as_slice(), [Outcome::Info { read_count, .. }] if *read_count == expected),
