@@ -241,6 +241,20 @@ impl TestApp {
         self.call(Method::DELETE, Some(user), path, None).await
     }
 
+    /// Creates a GROUP room of `creator` and `others` over HTTP and returns its id; panics
+    /// unless it answers 201.
+    pub async fn group(&self, creator: &str, others: &[&str]) -> String {
+        let (status, room) = self
+            .post(
+                creator,
+                "/api/rooms",
+                serde_json::json!({"type": "GROUP", "name": "g", "userIds": others}),
+            )
+            .await;
+        assert_eq!(status, 201, "{room}");
+        room["roomId"].as_str().expect("roomId").to_owned()
+    }
+
     /// How many events the test's stream holds.
     pub async fn stream_len(&self) -> u64 {
         let mut stream = self

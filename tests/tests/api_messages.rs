@@ -10,18 +10,6 @@ fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().expect("error code")
 }
 
-async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
-    let (status, room) = app
-        .post(
-            creator,
-            "/api/rooms",
-            json!({"type": "GROUP", "name": "g", "userIds": others}),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    room["roomId"].as_str().expect("id").to_owned()
-}
-
 async fn page(app: &TestApp, user: &str, room: &str, query: &str) -> (Vec<Value>, Value) {
     let (status, body) = app
         .get(user, &format!("/api/rooms/{room}/messages{query}"))
@@ -36,7 +24,7 @@ async fn page(app: &TestApp, user: &str, room: &str, query: &str) -> (Vec<Value>
 #[tokio::test]
 async fn a_sent_message_is_answered_and_in_history() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let (status, message) = app
         .post(
             "alice",
@@ -67,7 +55,7 @@ async fn a_sent_message_is_answered_and_in_history() {
 #[tokio::test]
 async fn a_resend_with_the_same_client_message_id_is_one_message() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let path = format!("/api/rooms/{room}/messages");
     let body = json!({"content": "once", "clientMessageId": "c-42"});
     let (first_status, first) = app.post("alice", &path, body.clone()).await;
@@ -85,7 +73,7 @@ async fn a_resend_with_the_same_client_message_id_is_one_message() {
 #[tokio::test]
 async fn parallel_resends_make_one_message() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &[]).await;
+    let room = app.group("alice", &[]).await;
     let path = format!("/api/rooms/{room}/messages");
     let body = json!({"content": "race", "clientMessageId": "same"});
     let answers =
@@ -101,7 +89,7 @@ async fn parallel_resends_make_one_message() {
 #[tokio::test]
 async fn invalid_messages_are_refused_without_appending() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &[]).await;
+    let room = app.group("alice", &[]).await;
     let path = format!("/api/rooms/{room}/messages");
     let before = app.stream_len().await;
     let cases = [
@@ -148,7 +136,7 @@ async fn invalid_messages_are_refused_without_appending() {
 #[tokio::test]
 async fn history_pages_newest_first() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let path = format!("/api/rooms/{room}/messages");
     for i in 0..120 {
         let (status, _) = app
@@ -189,7 +177,7 @@ async fn history_pages_newest_first() {
 #[tokio::test]
 async fn bad_cursors_and_limits_are_400() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &[]).await;
+    let room = app.group("alice", &[]).await;
     for (query, code) in [
         ("?limit=0", "INVALID_LIMIT"),
         ("?limit=101", "INVALID_LIMIT"),
@@ -209,7 +197,7 @@ async fn bad_cursors_and_limits_are_400() {
 #[tokio::test]
 async fn pages_cross_time_buckets() {
     let app = TestApp::start().await;
-    let room_text = group(&app, "alice", &["bob"]).await;
+    let room_text = app.group("alice", &["bob"]).await;
     let room: RoomId = room_text.parse().expect("room id");
     let alice = UserId::parse("alice").expect("valid");
     let day = 86_400_000;
@@ -285,7 +273,7 @@ async fn pages_cross_time_buckets() {
 #[tokio::test]
 async fn only_the_sender_deletes_for_everyone() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let (_, message) = app
         .post(
             "alice",

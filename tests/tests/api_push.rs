@@ -61,18 +61,6 @@ fn assert_rfc3339_millis(value: &Value) {
     );
 }
 
-async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
-    let (status, room) = app
-        .post(
-            creator,
-            "/api/rooms",
-            json!({"type": "GROUP", "name": "g", "userIds": others}),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    room["roomId"].as_str().expect("room id").to_owned()
-}
-
 /// `muted` of `room` in the user's room list.
 async fn listed_muted(app: &TestApp, user: &str, room: &str) -> Value {
     let (status, body) = app.get(user, "/api/rooms").await;
@@ -319,8 +307,8 @@ async fn bad_registrations_are_refused_and_store_nothing() {
 #[tokio::test]
 async fn a_mute_shows_in_the_callers_room_list_and_room() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
-    let other = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
+    let other = app.group("alice", &["bob"]).await;
     assert_eq!(listed_muted(&app, "alice", &room).await, json!(false));
     assert_eq!(shown_muted(&app, "alice", &room).await, json!(false));
 
@@ -362,7 +350,7 @@ async fn a_mute_shows_in_the_callers_room_list_and_room() {
 #[tokio::test]
 async fn only_members_mute_a_room() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let path = format!("/api/rooms/{room}/mute");
     let (status, body) = put(&app, "carol", &path, json!({"muted": true})).await;
     assert_eq!((status, error_code(&body)), (403, "NOT_A_MEMBER"));
@@ -399,7 +387,7 @@ async fn only_members_mute_a_room() {
 #[tokio::test]
 async fn the_tables_hold_what_the_notifier_reads() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     register(&app, "alice", "fcm:1", "android").await;
     let (status, _) = put(
         &app,
@@ -447,7 +435,7 @@ async fn the_tables_hold_what_the_notifier_reads() {
 #[tokio::test]
 async fn push_and_mute_endpoints_need_a_token() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let mute = format!("/api/rooms/{room}/mute");
     let calls = [
         (

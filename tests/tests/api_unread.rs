@@ -16,18 +16,6 @@ fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().expect("error code")
 }
 
-async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
-    let (status, room) = app
-        .post(
-            creator,
-            "/api/rooms",
-            json!({"type": "GROUP", "name": "g", "userIds": others}),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    room["roomId"].as_str().expect("room id").to_owned()
-}
-
 /// Sends a CHAT as `user`; returns its message id.
 async fn say(app: &TestApp, user: &str, room: &str, content: &str) -> String {
     let (status, message) = app
@@ -113,7 +101,7 @@ async fn unread_of(app: &TestApp, user: &str, room: &str, message: &str) -> (u16
 #[tokio::test]
 async fn messages_are_unread_for_every_member_but_the_sender() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob", "carol"]).await;
+    let room = app.group("alice", &["bob", "carol"]).await;
     let first = say(&app, "alice", &room, "one").await;
     let second = say(&app, "alice", &room, "two").await;
 
@@ -159,7 +147,7 @@ async fn messages_are_unread_for_every_member_but_the_sender() {
 #[tokio::test]
 async fn the_badge_sums_every_room() {
     let app = TestApp::start().await;
-    let housemates = group(&app, "alice", &["bob", "carol"]).await;
+    let housemates = app.group("alice", &["bob", "carol"]).await;
     let (status, direct) = app
         .post(
             "carol",
@@ -185,8 +173,8 @@ async fn the_badge_sums_every_room() {
 #[tokio::test]
 async fn who_has_not_read_is_for_members_and_messages_of_the_room() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
-    let other = group(&app, "alice", &[]).await;
+    let room = app.group("alice", &["bob"]).await;
+    let other = app.group("alice", &[]).await;
     let message = say(&app, "alice", &room, "hi").await;
     let elsewhere = say(&app, "alice", &other, "not here").await;
     eventually(
@@ -236,7 +224,7 @@ async fn who_has_not_read_is_for_members_and_messages_of_the_room() {
 #[tokio::test]
 async fn a_leave_reads_everything_for_the_leaver() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob", "carol"]).await;
+    let room = app.group("alice", &["bob", "carol"]).await;
     let first = say(&app, "alice", &room, "one").await;
     let second = say(&app, "alice", &room, "two").await;
     badge_becomes(&app, "bob", 2).await;
@@ -280,7 +268,7 @@ async fn a_leave_reads_everything_for_the_leaver() {
 #[tokio::test]
 async fn a_deleted_message_is_no_longer_unread() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob", "carol"]).await;
+    let room = app.group("alice", &["bob", "carol"]).await;
     let doomed = say(&app, "alice", &room, "oops").await;
     let kept = say(&app, "alice", &room, "fine").await;
     room_count_becomes(&app, "carol", &room, 2).await;

@@ -35,19 +35,6 @@ async fn servers_async(action: &'static str, server: &'static str) {
         .expect("scripts/servers");
 }
 
-/// A GROUP room of `creator` and `others`, created over HTTP.
-async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
-    let (status, room) = app
-        .post(
-            creator,
-            "/api/rooms",
-            json!({"type": "GROUP", "name": "g", "userIds": others}),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    room["roomId"].as_str().expect("roomId").to_owned()
-}
-
 /// A SEND with a receipt and a clientMessageId.
 fn send_frame(room: &str, content: &str, id: &str) -> Frame {
     Frame::new(Stomp::Send)
@@ -171,8 +158,8 @@ async fn every_acknowledged_message_survives_a_cassandra_outage_exactly_once() {
 #[ignore = "stops the shared Cassandra: run alone by scripts/test"]
 async fn chatting_goes_on_while_cassandra_is_down() {
     let app = TestApp::start_with(|s| s.edge.read_your_writes_timeout_ms = 1000).await;
-    let held = group(&app, "alice", &["bob"]).await;
-    let cold = group(&app, "carol", &["dave"]).await;
+    let held = app.group("alice", &["bob"]).await;
+    let cold = app.group("carol", &["dave"]).await;
     // Started after both rooms exist: this edge has to load them, and with Cassandra down it
     // rebuilds them from the log.
     let late = ServiceProcess::start("edge", &app.env, &[]);
@@ -273,7 +260,7 @@ async fn chatting_goes_on_while_cassandra_is_down() {
 #[ignore = "restarts the shared NATS server: run alone by scripts/test"]
 async fn stomp_sends_ride_out_a_nats_restart() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let mut alice = StompClient::connect(&app.base_url, &app.token("alice"))
         .await
         .ignoring_presence();

@@ -10,19 +10,6 @@ use chat_tests::{ServiceProcess, TestApp};
 use edge::stomp::{Command, Frame};
 use serde_json::{json, Value};
 
-/// A group of `creator` and `others`; returns its id.
-async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
-    let (status, room) = app
-        .post(
-            creator,
-            "/api/rooms",
-            json!({"type": "GROUP", "name": "house", "userIds": others}),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    room["roomId"].as_str().expect("roomId").to_owned()
-}
-
 /// A connected client of `user` on the edge at `url`.
 async fn client(app: &TestApp, url: &str, user: &str) -> StompClient {
     StompClient::connect(url, &app.token(user)).await
@@ -128,7 +115,7 @@ async fn unread_by(app: &TestApp, user: &str, room: &str, id: &str) -> Vec<Strin
 async fn entering_reads_what_was_unread_and_everyone_hears_it() {
     let app = TestApp::start().await;
     let other = ServiceProcess::start("edge", &app.env, &[]);
-    let room = group(&app, "alice", &["bob", "carol"]).await;
+    let room = app.group("alice", &["bob", "carol"]).await;
 
     let mut alice = client(&app, &app.base_url, "alice").await;
     enter(&mut alice, "r", &room).await;
@@ -192,7 +179,7 @@ async fn entering_reads_what_was_unread_and_everyone_hears_it() {
 async fn a_second_device_keeps_the_user_present() {
     let app = TestApp::start().await;
     let other = ServiceProcess::start("edge", &app.env, &[]);
-    let room = group(&app, "alice", &["carol"]).await;
+    let room = app.group("alice", &["carol"]).await;
     let mut alice = client(&app, &app.base_url, "alice").await;
     enter(&mut alice, "r", &room).await;
     next_of(&mut alice, "INFO").await;
@@ -223,7 +210,7 @@ async fn a_second_device_keeps_the_user_present() {
 #[tokio::test]
 async fn leaving_reads_everything_and_says_how_much() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob", "carol"]).await;
+    let room = app.group("alice", &["bob", "carol"]).await;
     let mut alice = client(&app, &app.base_url, "alice").await;
     enter(&mut alice, "r", &room).await;
     let mut ids = Vec::new();
@@ -253,7 +240,7 @@ async fn leaving_reads_everything_and_says_how_much() {
 #[tokio::test]
 async fn deleting_drops_the_unread_sets_and_feeds_carry_room_counts() {
     let app = TestApp::start().await;
-    let room = group(&app, "alice", &["carol"]).await;
+    let room = app.group("alice", &["carol"]).await;
     let mut carol = client(&app, &app.base_url, "carol").await;
     carol.subscribe("feed", "/sub/users/carol", &[]).await;
     let mut alice = client(&app, &app.base_url, "alice").await;
@@ -332,7 +319,7 @@ impl Steps {
 async fn counts_match_the_per_message_truth_after_random_steps() {
     let app = TestApp::start().await;
     let users = ["alice", "bob", "carol", "dave"];
-    let room = group(&app, "alice", &["bob", "carol", "dave"]).await;
+    let room = app.group("alice", &["bob", "carol", "dave"]).await;
     let mut model = Model {
         members: users.iter().map(|u| (*u).to_owned()).collect(),
         ..Model::default()

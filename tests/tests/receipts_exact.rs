@@ -16,18 +16,6 @@ use serde_json::{json, Value};
 /// The worker settings every test here runs with: quick pulls, default lease and standby poll.
 const WORKER: [(&str, &str); 1] = [("CHAT_RECEIPTS__FETCH_WAIT_MS", "50")];
 
-async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
-    let (status, room) = app
-        .post(
-            creator,
-            "/api/rooms",
-            json!({"type": "GROUP", "name": "house", "userIds": others}),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    room["roomId"].as_str().expect("roomId").to_owned()
-}
-
 async fn send(app: &TestApp, user: &str, room: &str, content: &str) -> u64 {
     let (status, sent) = app
         .post(
@@ -160,7 +148,7 @@ async fn a_standby_takes_over_within_five_seconds_of_a_kill() {
     let mut redis = app.env.redis.clone();
     let mut active = ServiceProcess::start("receipts", &app.env, &WORKER);
     wait_for_lease(&mut redis, &lease, true).await;
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let mut alice = StompClient::connect(&app.base_url, &app.token("alice"))
         .await
         .ignoring_presence();
@@ -212,7 +200,7 @@ async fn a_standby_takes_over_within_five_seconds_of_a_kill() {
 #[tokio::test]
 async fn a_worker_killed_between_applying_and_publishing_publishes_everything_once() {
     let mut app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob", "carol"]).await;
+    let room = app.group("alice", &["bob", "carol"]).await;
     let mut alice = StompClient::connect(&app.base_url, &app.token("alice")).await;
     alice
         .subscribe("r", &format!("/sub/rooms/{room}"), &[])
@@ -477,7 +465,7 @@ async fn a_redis_restart_under_a_running_worker_loses_and_doubles_nothing() {
         ("CHAT_REDIS__URL", url.as_str()),
     ];
     let worker = ServiceProcess::start("receipts", &app.env, &worker_env);
-    let room = group(&app, "alice", &["bob"]).await;
+    let room = app.group("alice", &["bob"]).await;
     let mut alice = StompClient::connect(&app.base_url, &app.token("alice"))
         .await
         .ignoring_presence();

@@ -8,18 +8,6 @@ use chat_tests::stomp::StompClient;
 use chat_tests::{binary, ServiceProcess, TestApp};
 use serde_json::{json, Value};
 
-async fn group(app: &TestApp, creator: &str, others: &[&str]) -> String {
-    let (status, room) = app
-        .post(
-            creator,
-            "/api/rooms",
-            json!({"type": "GROUP", "name": "house", "userIds": others}),
-        )
-        .await;
-    assert_eq!(status, 201, "{room}");
-    room["roomId"].as_str().expect("roomId").to_owned()
-}
-
 async fn next_of(client: &mut StompClient, kind: &str, within: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -74,7 +62,7 @@ async fn users_of_a_killed_edge_leave_their_rooms_within_30_seconds() {
             ("CHAT_EDGE__PRESENCE_TTL_MS", "15000"),
         ],
     );
-    let room = group(&app, "alice", &["carol"]).await;
+    let room = app.group("alice", &["carol"]).await;
     let mut alice = StompClient::connect(&app.base_url, &app.token("alice")).await;
     alice
         .subscribe("r", &format!("/sub/rooms/{room}"), &[])
@@ -124,7 +112,7 @@ async fn a_receipts_worker_killed_mid_stream_loses_and_doubles_nothing() {
         ("CHAT_RECEIPTS__LEASE_MS", "2000"),
     ];
     let mut worker = ServiceProcess::start("receipts", &app.env, &worker_env);
-    let room = group(&app, "alice", &["bob", "carol"]).await;
+    let room = app.group("alice", &["bob", "carol"]).await;
     let mut alice = StompClient::connect(&app.base_url, &app.token("alice")).await;
     alice
         .subscribe("r", &format!("/sub/rooms/{room}"), &[])
@@ -226,7 +214,7 @@ async fn snapshot(app: &TestApp) -> BTreeMap<String, String> {
 #[tokio::test]
 async fn flushing_redis_and_rebuilding_restores_identical_counts() {
     let mut app = TestApp::start().await;
-    let room = group(&app, "alice", &["bob", "carol", "dave"]).await;
+    let room = app.group("alice", &["bob", "carol", "dave"]).await;
     let mut bob = StompClient::connect(&app.base_url, &app.token("bob")).await;
     bob.subscribe("r", &format!("/sub/rooms/{room}"), &[]).await;
     let mut ids = Vec::new();
