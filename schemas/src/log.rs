@@ -33,6 +33,10 @@ impl EventLog {
     /// Header of a feed event (`chat.user.{userId}`): its `messageId`.
     pub const MESSAGE_ID_HEADER: &'static str = "Chat-Message-Id";
 
+    /// Header of a feed event: its room, so an edge can drop a repeated entry without parsing
+    /// the body.
+    pub const ROOM_HEADER: &'static str = "Chat-Room";
+
     /// Largest event the stream accepts, in bytes; comfortably above the largest valid message.
     pub const MAX_EVENT_BYTES: i32 = 256 * 1024;
 

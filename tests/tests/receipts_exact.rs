@@ -349,6 +349,7 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
     // does not reach the subscription twice.
     let mut headers = HeaderMap::new();
     headers.insert(EventLog::MESSAGE_ID_HEADER, last.to_string().as_str());
+    headers.insert(EventLog::ROOM_HEADER, room.as_str());
     let again = json!({"type": "CHAT", "roomId": room, "messageId": last.to_string(),
         "senderId": "alice", "content": "m4", "unreadCount": 1, "roomUnreadCount": 0});
     let alice_id = UserId::parse("alice").expect("user id");

@@ -88,6 +88,10 @@ pub fn publications(log: &EventLog, event: &LoggedEvent, outcome: &Outcome) -> V
 fn feed(log: &EventLog, event: &LoggedEvent, outcome: &Outcome, body: &Value) -> Vec<Publication> {
     let mut headers = HeaderMap::new();
     headers.insert(EventLog::MESSAGE_ID_HEADER, event.seq.to_string().as_str());
+    headers.insert(
+        EventLog::ROOM_HEADER,
+        event.envelope.room_id.to_string().as_str(),
+    );
     let entry = |user: &UserId, body: Bytes| Publication {
         subject: log.user_subject(user),
         headers: headers.clone(),
@@ -174,6 +178,10 @@ mod tests {
         assert_eq!(
             header(&out[2], EventLog::MESSAGE_ID_HEADER).as_deref(),
             Some("12")
+        );
+        assert_eq!(
+            header(&out[2], EventLog::ROOM_HEADER),
+            Some(room.to_string())
         );
     }
 

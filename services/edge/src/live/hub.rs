@@ -33,6 +33,10 @@ pub enum Delivery {
         message_id: Arc<str>,
         /// Its JSON body.
         body: Arc<str>,
+        /// Its room and log position, read once for every listener, so a subscription can drop
+        /// an entry a receipts worker published again; `None` from a worker that does not name
+        /// the room (the entry is then delivered without the check).
+        position: Option<(RoomId, u64)>,
     },
 }
 
@@ -144,11 +148,12 @@ impl Hub {
             conn,
             mailbox,
             move |hub, message| {
-                let message_id = message
-                    .headers
-                    .as_ref()?
-                    .get(EventLog::MESSAGE_ID_HEADER)?
-                    .as_str();
+                let headers = message.headers.as_ref()?;
+                let message_id = headers.get(EventLog::MESSAGE_ID_HEADER)?.as_str();
+                let position = headers
+                    .get(EventLog::ROOM_HEADER)
+                    .and_then(|room| room.as_str().parse().ok())
+                    .zip(message_id.parse().ok());
                 let body = std::str::from_utf8(&message.payload).ok()?;
                 hub.fan_out(
                     &hub.users,
@@ -156,6 +161,7 @@ impl Hub {
                     Delivery::User {
                         message_id: Arc::from(message_id),
                         body: Arc::from(body),
+                        position,
                     },
                 );
                 Some(())
@@ -295,6 +301,7 @@ mod tests {
         let delivery = Delivery::User {
             message_id: Arc::from("1"),
             body: Arc::from("{}"),
+            position: None,
         };
         mailbox.deliver(delivery.clone());
         mailbox.deliver(delivery.clone());

@@ -479,8 +479,11 @@ impl Session {
         out: &mut Vec<Frame>,
     ) -> Result<(), StompError> {
         match delivery {
-            Delivery::User { message_id, body } => {
-                let position = feed_position(&message_id, &body);
+            Delivery::User {
+                message_id,
+                body,
+                position,
+            } => {
                 for (id, subscription) in &mut self.subscriptions {
                     let Target::User { delivered } = &mut subscription.target else {
                         continue;
@@ -597,20 +600,6 @@ impl Session {
             self.release(subscription);
         }
     }
-}
-
-/// The room and log position of a feed entry, to drop one published again; `None` (delivered
-/// without the check) for an entry without them.
-fn feed_position(message_id: &str, body: &str) -> Option<(RoomId, u64)> {
-    /// The one field of a feed entry the check needs.
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct FeedEntry {
-        room_id: RoomId,
-    }
-    let seq = message_id.parse().ok()?;
-    let entry: FeedEntry = serde_json::from_str(body).ok()?;
-    Some((entry.room_id, seq))
 }
 
 fn message(destination: &str, subscription: &str, message_id: &str, body: &str) -> Frame {
