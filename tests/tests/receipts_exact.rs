@@ -144,7 +144,8 @@ async fn wait_for_lease(redis: &mut redis::aio::ConnectionManager, key: &str, he
 async fn a_standby_takes_over_within_five_seconds_of_a_kill() {
     let mut app = TestApp::start().await;
     app.stop_receipts().await;
-    let lease = app.env.redis_key("receipts-lease:receipts-0-of-1");
+    let lease =
+        receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone()).lease("receipts-0-of-1");
     let mut redis = app.env.redis.clone();
     let mut active = ServiceProcess::start("receipts", &app.env, &WORKER);
     wait_for_lease(&mut redis, &lease, true).await;
@@ -249,11 +250,13 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
         ],
     );
     let mut redis = app.env.redis.clone();
-    let applied = app.env.redis_key(&format!("rs:applied:{room}"));
+    let room_keys = receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone())
+        .room(&room.parse().expect("room id"));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let seq: Option<u64> = redis::cmd("GET")
-            .arg(&applied)
+        let seq: Option<u64> = redis::cmd("HGET")
+            .arg(&room_keys.room)
+            .arg("applied")
             .query_async(&mut redis)
             .await
             .expect("GET");
@@ -272,7 +275,7 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
         "the test hook aborts the worker: {exit:?}"
     );
     let recorded: u64 = redis::cmd("HLEN")
-        .arg(app.env.redis_key(&format!("rs:outcomes:{room}")))
+        .arg(&room_keys.outcomes)
         .query_async(&mut redis)
         .await
         .expect("HLEN");
@@ -339,7 +342,7 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
         "bob's feed up to his LEAVE, each once"
     );
     let recorded: u64 = redis::cmd("HLEN")
-        .arg(app.env.redis_key(&format!("rs:outcomes:{room}")))
+        .arg(&room_keys.outcomes)
         .query_async(&mut redis)
         .await
         .expect("HLEN");
@@ -528,7 +531,8 @@ async fn a_redis_restart_under_a_running_worker_loses_and_doubles_nothing() {
     })
     .await
     .expect("private redis");
-    let lease = app.env.redis_key("receipts-lease:receipts-0-of-1");
+    let lease =
+        receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone()).lease("receipts-0-of-1");
     wait_for_lease(&mut redis, &lease, true).await;
     send(&app, "alice", &room, "after").await;
     let chat = next_of(&mut alice, "CHAT", Duration::from_secs(10)).await;

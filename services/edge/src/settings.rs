@@ -14,7 +14,7 @@ jwt_secret = "dev-only-secret-change-me"
 
 [edge]
 listen = "127.0.0.1:8080"
-max_room_size = 1000
+max_room_size = 10000
 max_content_chars = 4000
 max_body_bytes = 65536
 read_your_writes_timeout_ms = 5000

@@ -1,15 +1,14 @@
 //! Who gets a push for an event, and what it says.
 //!
-//! A CHAT goes to the members in its unread set — the receipts worker's record of who was not
-//! in the room when it was recorded, the sender never among them — except those who muted the
+//! A CHAT goes to the members in its unread set — those whose read position (the receipts
+//! worker's) is before it: not in the room when it was recorded, the sender never among them — except those who muted the
 //! room. Someone who opened the room since has read it and is no longer in the set, so gets no
 //! push either. An INVITE (or a room's creation) goes to every invited user.
 
 use std::time::Duration;
 
 use chat_schemas::{ChatEvent, Envelope, RoomKind, UserId};
-use receipts::ReadKeys;
-use redis::aio::ConnectionManager;
+use receipts::{QueryError, UnreadCounts};
 
 use crate::directory::{Directory, DirectoryError};
 use crate::fcm::Notice;
@@ -31,6 +30,9 @@ pub enum AudienceError {
     /// Redis failed.
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    /// The read state could not be read.
+    #[error(transparent)]
+    Unread(#[from] QueryError),
     /// Cassandra failed.
     #[error(transparent)]
     Directory(#[from] DirectoryError),
@@ -43,8 +45,7 @@ pub enum AudienceError {
 pub async fn audience(
     seq: u64,
     envelope: &Envelope,
-    redis: &ConnectionManager,
-    keys: &ReadKeys,
+    unread: &UnreadCounts,
     directory: &Directory,
     receipts_wait: Duration,
 ) -> Result<Option<Audience>, AudienceError> {
@@ -52,12 +53,8 @@ pub async fn audience(
     let actor = envelope.actor.as_str();
     let (users, body, kind, mutable) = match &envelope.event {
         ChatEvent::Chat { content, .. } => {
-            wait_applied(redis, keys, envelope, seq, receipts_wait).await?;
-            let mut users: Vec<String> = redis::cmd("SMEMBERS")
-                .arg(keys.unread(&room, seq))
-                .query_async(&mut redis.clone())
-                .await?;
-            users.sort();
+            wait_applied(unread, envelope, seq, receipts_wait).await?;
+            let users = unread.readers_missing(&room, seq).await?;
             (users, content.clone(), "CHAT", true)
         }
         ChatEvent::RoomCreated { members, .. } => (
@@ -113,21 +110,15 @@ fn others(users: &[UserId], actor: &str) -> Vec<String> {
 
 /// Waits until the receipts worker applied `seq` of the room, so its unread set is final.
 async fn wait_applied(
-    redis: &ConnectionManager,
-    keys: &ReadKeys,
+    unread: &UnreadCounts,
     envelope: &Envelope,
     seq: u64,
     within: Duration,
 ) -> Result<(), AudienceError> {
     let deadline = tokio::time::Instant::now() + within;
-    let key = keys.applied(&envelope.room_id);
     let mut pause = Duration::from_millis(5);
     loop {
-        let applied: Option<u64> = redis::cmd("GET")
-            .arg(&key)
-            .query_async(&mut redis.clone())
-            .await?;
-        if applied.unwrap_or(0) >= seq {
+        if unread.applied(&envelope.room_id).await? >= seq {
             return Ok(());
         }
         if tokio::time::Instant::now() + pause > deadline {

@@ -23,6 +23,7 @@ fn error(e: impl std::fmt::Display) -> DirectoryError {
 pub struct Directory {
     session: Arc<Session>,
     room: PreparedStatement,
+    user_rooms: PreparedStatement,
     tokens: PreparedStatement,
     muted: PreparedStatement,
     delete_token: PreparedStatement,
@@ -39,6 +40,10 @@ impl Directory {
         Ok(Self {
             room: prepare(format!(
                 "SELECT kind, name FROM {keyspace}.rooms WHERE room_id = ?"
+            ))
+            .await?,
+            user_rooms: prepare(format!(
+                "SELECT room_id FROM {keyspace}.user_rooms WHERE user_id = ?"
             ))
             .await?,
             tokens: prepare(format!(
@@ -89,6 +94,12 @@ impl Directory {
     ) -> Result<Option<(Option<String>, Option<String>)>, DirectoryError> {
         let rows: Vec<(Option<String>, Option<String>)> = self.select(&self.room, (room,)).await?;
         Ok(rows.into_iter().next())
+    }
+
+    /// The rooms `user` is or was a member of: their badge counts over these.
+    pub async fn user_rooms(&self, user: &str) -> Result<Vec<Uuid>, DirectoryError> {
+        let rows: Vec<(Uuid,)> = self.select(&self.user_rooms, (user,)).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Every device token of each of `users`, in one query (users without tokens are absent).

@@ -300,8 +300,7 @@ async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), Au
     let Some(audience) = audience(
         seq,
         envelope,
-        &shared.redis,
-        &shared.keys,
+        &shared.unread,
         &shared.directory,
         shared.config.receipts_wait(),
     )
@@ -347,6 +346,22 @@ async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), Au
     results.into_iter().collect()
 }
 
+/// `user`'s badge: their unread messages over their rooms; 0 when it cannot be read now (a
+/// push without the right badge beats no push).
+async fn badge(shared: &Shared, user: &str) -> u64 {
+    let Ok(id) = chat_schemas::UserId::parse(user) else {
+        return 0;
+    };
+    let rooms: Vec<chat_schemas::RoomId> = match shared.directory.user_rooms(user).await {
+        Ok(rooms) => rooms.into_iter().map(chat_schemas::RoomId::from).collect(),
+        Err(error) => {
+            tracing::warn!(%error, user, "cannot read the rooms for a badge");
+            return 0;
+        }
+    };
+    shared.unread.total(&id, &rooms).await.unwrap_or(0)
+}
+
 /// Sends `audience`'s push to each of `user`'s `tokens` not in `sent`.
 async fn push_user(
     shared: &Shared,
@@ -360,10 +375,7 @@ async fn push_user(
     if tokens.is_empty() {
         return Ok(());
     }
-    let badge = match chat_schemas::UserId::parse(user) {
-        Ok(id) => shared.unread.total(&id).await.unwrap_or(0),
-        Err(_) => 0,
-    };
+    let badge = badge(shared, user).await;
     for token in tokens {
         let body = message(&audience.notice, token, badge);
         match shared.fcm.send(&body).await {

@@ -1,34 +1,39 @@
--- Applies one event of a room's log to the read state, atomically, at most once.
--- ARGV: key prefix, lease key, lease holder, record ('1': keep the outcome until published),
--- room id, stream sequence, operation, operation arguments.
--- Returns what to publish: {'chat', previous, unreadCount, member, roomUnread, ...},
--- {'shown', previous}, {'leave', previous, readCount},
--- {'info', previous, readCount, lastRead ('' when none)}, {'out', previous}, {'none'},
--- or {'fenced'} when the lease key is set and no longer holds this holder: then nothing is
--- written, so a worker that lost its lease can never write after the next holder started.
--- `previous` is the room's previous published event.
--- An event applied before (a redelivery) changes nothing and returns the outcome recorded
--- when it was applied, while that outcome has not been marked published (published.lua), so
--- a worker that died between applying and publishing publishes exactly what it would have.
-local p, lease, holder, record = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
-local room, seq, op = ARGV[5], tonumber(ARGV[6]), ARGV[7]
-if lease ~= '' and redis.call('GET', lease) ~= holder then
-  return {'fenced'}
-end
-local K = p .. 'rs:'
-local k_applied = K .. 'applied:' .. room
-local k_shown = K .. 'shown:' .. room
-local k_members = K .. 'members:' .. room
-local k_inroom = K .. 'inroom:' .. room
-local k_tracked = K .. 'tracked:' .. room
-local k_outcomes = K .. 'outcomes:' .. room
-local function k_unread(m) return K .. 'unread:' .. room .. ':' .. m end
-local function k_pending(u) return K .. 'pending:' .. room .. ':' .. u end
-local function k_counts(u) return K .. 'counts:' .. u end
-local function k_present(u) return K .. 'present:' .. room .. ':' .. u end
-local function k_edge(e) return K .. 'edge:' .. e end
+-- Applies one event of a room's log to the room's read positions, atomically, at most once.
+-- Every key is the room's (one hash slot: the keys share the room id as their hash tag):
+-- KEYS: room (hash: applied, shown, chats), positions (zset member -> read position,
+-- inf while present), bases (hash member -> chats not counted as unread), unread (zset of the
+-- CHATs someone may not have read: "seq sender", score seq), presence (hash member -> the
+-- edges where they have the room open, space-separated), outcomes (hash seq -> reply), fence
+-- (the newest fencing epoch that wrote the room; outside `rs:`, so a rebuild keeps it).
+-- ARGV: fencing epoch (0: none), record ('1': keep the outcome until published), stream
+-- sequence, operation, operation arguments.
+--
+-- A member's unread count in the room is chats - base while absent, 0 while present. A
+-- message's unread set is the members whose position is below its sequence, but its sender.
+--
+-- Returns {kind, previous, chats, count, lastRead, changes...} where kind is 'chat' (count:
+-- unreadCount), 'shown' (INVITE, room creation, DELETE), 'leave' (count: readCount), 'info'
+-- (count: readCount, lastRead: the newest message read or ''), 'out'; `previous` is the
+-- room's previous published event, `chats` the room's CHAT count after the event; each change
+-- is five strings: member, position and base before, position and base after ('' when not a
+-- member, 'inf' while present). Or {'none'} when clients hear nothing, or {'fenced'} when a
+-- holder with a newer epoch has written the room: then nothing is written.
+-- An event applied before (a redelivery) changes nothing and returns the outcome recorded when
+-- it was applied, while that outcome is not marked published (published.lua).
+local k_room, k_pos, k_base, k_unread, k_presence, k_outcomes, k_fence =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local epoch, record = tonumber(ARGV[1]), ARGV[2] == '1'
+local seq, op = tonumber(ARGV[3]), ARGV[4]
 
-if seq <= tonumber(redis.call('GET', k_applied) or '0') then
+if epoch > 0 then
+  local held = tonumber(redis.call('GET', k_fence) or '0')
+  if held > epoch then
+    return {'fenced'}
+  elseif held < epoch then
+    redis.call('SET', k_fence, epoch)
+  end
+end
+if seq <= tonumber(redis.call('HGET', k_room, 'applied') or '0') then
   local recorded = redis.call('HGET', k_outcomes, seq)
   if recorded then
     return cmsgpack.unpack(recorded)
@@ -36,106 +41,171 @@ if seq <= tonumber(redis.call('GET', k_applied) or '0') then
   return {'none'}
 end
 
+local chats = tonumber(redis.call('HGET', k_room, 'chats') or '0')
+local changes = {}
+
 local function shown()
-  local previous = tonumber(redis.call('GET', k_shown) or '0')
-  redis.call('SET', k_shown, seq)
+  local previous = tonumber(redis.call('HGET', k_room, 'shown') or '0')
+  redis.call('HSET', k_room, 'shown', seq)
   return previous
 end
 
--- Forgets a message's unread set (deleted, or past the retention).
-local function drop_message(m)
-  local ku = k_unread(m)
-  for _, u in ipairs(redis.call('SMEMBERS', ku)) do
-    redis.call('ZREM', k_pending(u), m)
-    if redis.call('HINCRBY', k_counts(u), room, -1) <= 0 then
-      redis.call('HDEL', k_counts(u), room)
+-- Moves member u from (position, base) to (to_pos, to_base); '' removes them.
+local function move(u, position, base, to_pos, to_base)
+  if to_pos == '' then
+    redis.call('ZREM', k_pos, u)
+    redis.call('HDEL', k_base, u)
+  else
+    if tostring(to_pos) ~= position then
+      redis.call('ZADD', k_pos, to_pos, u)
     end
+    redis.call('HSET', k_base, u, to_base)
   end
-  redis.call('DEL', ku)
-  redis.call('ZREM', k_tracked, m)
+  local n = #changes
+  changes[n + 1], changes[n + 2], changes[n + 3] = u, position or '', tostring(base or '')
+  changes[n + 4], changes[n + 5] = tostring(to_pos), tostring(to_base)
 end
 
--- Marks everything unread by u in the room as read; returns the count and the newest.
-local function read_all(u)
-  local kp = k_pending(u)
-  local seqs = redis.call('ZRANGE', kp, 0, -1)
-  for _, m in ipairs(seqs) do
-    local ku = k_unread(m)
-    redis.call('SREM', ku, u)
-    if redis.call('EXISTS', ku) == 0 then
-      redis.call('ZREM', k_tracked, m)
-    end
+-- A CHAT everyone has read is forgotten: those at or below the lowest position.
+local function forget_read()
+  local lowest = redis.call('ZRANGE', k_pos, 0, 0, 'WITHSCORES')
+  if #lowest == 0 then
+    redis.call('DEL', k_unread)
+  else
+    redis.call('ZREMRANGEBYSCORE', k_unread, '-inf', lowest[2])
   end
-  redis.call('DEL', kp)
-  redis.call('HDEL', k_counts(u), room)
-  return #seqs, seqs[#seqs] or ''
+end
+
+-- The newest CHAT after position p that u did not send ('' when none).
+local function newest_unread(u, p)
+  local offset = 0
+  while true do
+    local page = redis.call('ZREVRANGEBYSCORE', k_unread, '+inf', '(' .. p, 'LIMIT', offset, 64)
+    for _, entry in ipairs(page) do
+      local s, sender = string.match(entry, '^(%d+) (.*)$')
+      if sender ~= u then
+        return s
+      end
+    end
+    if #page < 64 then
+      return ''
+    end
+    offset = offset + 64
+  end
 end
 
 local reply = {'none'}
+local function answer(kind, count, last)
+  reply = {kind, shown(), chats, count, last}
+  for _, c in ipairs(changes) do
+    reply[#reply + 1] = c
+  end
+end
+
 if op == 'chat' then
-  local sender, keep = ARGV[8], tonumber(ARGV[9])
-  local ku = k_unread(seq)
-  for _, u in ipairs(redis.call('SDIFF', k_members, k_inroom)) do
-    if u ~= sender then
-      redis.call('SADD', ku, u)
-      redis.call('ZADD', k_pending(u), seq, seq)
-      redis.call('HINCRBY', k_counts(u), room, 1)
+  local sender = ARGV[5]
+  chats = chats + 1
+  redis.call('HSET', k_room, 'chats', chats)
+  local sp = redis.call('ZSCORE', k_pos, sender)
+  local unread = redis.call('ZCOUNT', k_pos, '-inf', '(' .. seq)
+  if sp and sp ~= 'inf' then
+    -- The sender's own message never counts as unread for them.
+    local sb = tonumber(redis.call('HGET', k_base, sender) or '0')
+    move(sender, sp, sb, sp, sb + 1)
+    unread = unread - 1
+  end
+  if unread > 0 then
+    redis.call('ZADD', k_unread, seq, seq .. ' ' .. sender)
+  end
+  answer('chat', unread, '')
+elseif op == 'members' then
+  for i = 5, #ARGV do
+    local u = ARGV[i]
+    if not redis.call('ZSCORE', k_pos, u) then
+      local to = redis.call('HEXISTS', k_presence, u) == 1 and 'inf' or seq
+      move(u, '', '', to, chats)
     end
   end
-  if redis.call('EXISTS', ku) == 1 then
-    redis.call('ZADD', k_tracked, seq, seq)
-    local excess = redis.call('ZCARD', k_tracked) - keep
-    if excess > 0 then
-      for _, m in ipairs(redis.call('ZRANGE', k_tracked, 0, excess - 1)) do
-        drop_message(m)
+  answer('shown', '', '')
+elseif op == 'delete' then
+  for i = 5, #ARGV do
+    local s = tonumber(ARGV[i])
+    local entry = redis.call('ZRANGEBYSCORE', k_unread, s, s)[1]
+    if entry then
+      redis.call('ZREM', k_unread, entry)
+      local sender = string.match(entry, '^%d+ (.*)$')
+      local behind = redis.call('ZRANGEBYSCORE', k_pos, '-inf', '(' .. s, 'WITHSCORES')
+      for j = 1, #behind, 2 do
+        local u = behind[j]
+        if u ~= sender then
+          local b = tonumber(redis.call('HGET', k_base, u) or '0')
+          move(u, behind[j + 1], b, behind[j + 1], b + 1)
+        end
       end
     end
   end
-  reply = {'chat', shown(), redis.call('SCARD', ku)}
-  for _, u in ipairs(redis.call('SMEMBERS', k_members)) do
-    reply[#reply + 1] = u
-    reply[#reply + 1] = tonumber(redis.call('HGET', k_counts(u), room) or '0')
-  end
-elseif op == 'members' then
-  for i = 8, #ARGV do
-    redis.call('SADD', k_members, ARGV[i])
-  end
-  reply = {'shown', shown()}
-elseif op == 'delete' then
-  for i = 8, #ARGV do
-    drop_message(ARGV[i])
-  end
-  reply = {'shown', shown()}
+  answer('shown', '', '')
 elseif op == 'leave' then
   -- Presence stays until the leaver's edges say OUT (a LEAVE ends their subscriptions); it
   -- does not count for a non-member.
-  local u = ARGV[8]
-  local count = read_all(u)
-  redis.call('SREM', k_members, u)
-  reply = {'leave', shown(), count}
-elseif op == 'enter' then
-  local u, e = ARGV[8], ARGV[9]
-  redis.call('SADD', k_edge(e), room .. ' ' .. u)
-  redis.call('SADD', K .. 'edges', e)
-  local first = redis.call('SADD', k_present(u), e) == 1 and redis.call('SCARD', k_present(u)) == 1
-  if first then
-    redis.call('SADD', k_inroom, u)
-    if redis.call('SISMEMBER', k_members, u) == 1 then
-      local count, last = read_all(u)
-      reply = {'info', shown(), count, last}
+  local u = ARGV[5]
+  local p = redis.call('ZSCORE', k_pos, u)
+  local count = 0
+  if p then
+    local b = tonumber(redis.call('HGET', k_base, u) or '0')
+    if p ~= 'inf' then
+      count = chats - b
     end
+    move(u, p, b, '', '')
+    forget_read()
+  end
+  answer('leave', count, '')
+elseif op == 'enter' then
+  local u, e = ARGV[5], ARGV[6]
+  local edges = redis.call('HGET', k_presence, u)
+  if not edges then
+    redis.call('HSET', k_presence, u, e)
+    local p = redis.call('ZSCORE', k_pos, u)
+    if p then
+      local b = tonumber(redis.call('HGET', k_base, u) or '0')
+      local count, last = 0, ''
+      if p ~= 'inf' then
+        count = chats - b
+        if count > 0 then
+          last = newest_unread(u, p)
+        end
+      end
+      move(u, p, b, 'inf', chats)
+      forget_read()
+      answer('info', count, last)
+    end
+  elseif not string.find(' ' .. edges .. ' ', ' ' .. e .. ' ', 1, true) then
+    redis.call('HSET', k_presence, u, edges .. ' ' .. e)
   end
 elseif op == 'exit' then
-  local u, e = ARGV[8], ARGV[9]
-  redis.call('SREM', k_edge(e), room .. ' ' .. u)
-  if redis.call('SREM', k_present(u), e) == 1 and redis.call('EXISTS', k_present(u)) == 0 then
-    redis.call('SREM', k_inroom, u)
-    if redis.call('SISMEMBER', k_members, u) == 1 then
-      reply = {'out', shown()}
+  local u, e = ARGV[5], ARGV[6]
+  local edges = redis.call('HGET', k_presence, u)
+  if edges then
+    local rest = {}
+    for edge in string.gmatch(edges, '%S+') do
+      if edge ~= e then
+        rest[#rest + 1] = edge
+      end
+    end
+    if #rest > 0 then
+      redis.call('HSET', k_presence, u, table.concat(rest, ' '))
+    else
+      redis.call('HDEL', k_presence, u)
+      local p = redis.call('ZSCORE', k_pos, u)
+      if p then
+        local b = tonumber(redis.call('HGET', k_base, u) or '0')
+        move(u, p, b, seq, chats)
+        answer('out', '', '')
+      end
     end
   end
 end
-redis.call('SET', k_applied, seq)
+redis.call('HSET', k_room, 'applied', seq)
 if record and reply[1] ~= 'none' then
   redis.call('HSET', k_outcomes, seq, cmsgpack.pack(reply))
 end

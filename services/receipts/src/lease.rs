@@ -1,8 +1,9 @@
 //! One process per partition: a worker holds its partition's lease in Redis while it applies,
 //! renewing it well before it expires; a second worker for the same partition waits as a
 //! standby and takes over once the holder stops renewing. The lease is also the fence of every
-//! write: the apply scripts check the holder's token atomically (`state::Fence`), so a holder
-//! that lost its lease cannot write, whatever its renewer has noticed yet.
+//! write: taking the lease hands out the next fencing epoch, which every room the holder writes
+//! records and every older holder is then refused by (`state::Fence`), so a holder that lost
+//! its lease cannot write a room its successor touched, whatever its renewer has noticed yet.
 
 use std::time::Duration;
 
@@ -31,16 +32,20 @@ pub struct Lease {
     redis: ConnectionManager,
     key: String,
     holder: String,
+    epoch: u64,
     /// Cancelled when the lease was lost (another holder, or renewals failed past expiry).
     pub lost: CancellationToken,
     renewer: tokio::task::JoinHandle<()>,
 }
 
 impl Lease {
-    /// Tries once to take the lease at `key` for `ttl`.
+    /// Tries once to take the lease at `key` for `ttl`; a holder gets the next epoch of
+    /// `epochs`, one counter for every partition, so a room that moves to another partition
+    /// (a changed partition count) is fenced by epochs that still only grow.
     pub async fn try_acquire(
         redis: &ConnectionManager,
         key: String,
+        epochs: String,
         ttl: Duration,
     ) -> RedisResult<Option<Lease>> {
         let mut conn = redis.clone();
@@ -57,22 +62,35 @@ impl Lease {
         if taken.is_none() {
             return Ok(None);
         }
+        let epoch: u64 = match redis::cmd("INCR").arg(&epochs).query_async(&mut conn).await {
+            Ok(epoch) => epoch,
+            Err(error) => {
+                let _: RedisResult<i64> = redis::Script::new(RELEASE)
+                    .key(&key)
+                    .arg(&holder)
+                    .invoke_async(&mut conn)
+                    .await;
+                return Err(error);
+            }
+        };
         let lost = CancellationToken::new();
         let renewer = tokio::spawn(renew(conn, key.clone(), holder.clone(), ttl, lost.clone()));
         Ok(Some(Lease {
             redis: redis.clone(),
             key,
             holder,
+            epoch,
             lost,
             renewer,
         }))
     }
 
-    /// What the scripts check before they write: this lease's key and token.
+    /// What the scripts check before they write: this lease's key, token and epoch.
     pub fn fence(&self) -> Fence {
         Fence {
             key: self.key.clone(),
             holder: self.holder.clone(),
+            epoch: self.epoch,
         }
     }
 

@@ -1,4 +1,4 @@
-//! The receipts worker: presence and per-message unread sets in Redis, applied from the chat
+//! The receipts worker: presence and read positions in Redis, applied from the chat
 //! log in each room's order, and the live view clients receive (CHAT with `unreadCount`,
 //! INFO, OUT, room-list feeds with `roomUnreadCount`).
 //!
@@ -13,6 +13,8 @@ pub mod publish;
 pub mod query;
 mod reaper;
 mod rebuild;
+mod reply;
+pub mod room_counts;
 pub mod settings;
 pub mod state;
 mod worker;

@@ -1,6 +1,9 @@
-//! Reading the read state: the counts the edge's HTTP API and resumes show.
+//! Reading the read state: the counts the edge's HTTP API, resumes and the notifier show, all
+//! derived from read positions (`docs/receipts.md`). Each script reads one room's keys, so it
+//! runs in one hash slot.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chat_schemas::{RoomId, UserId};
 use redis::aio::ConnectionManager;
@@ -8,35 +11,112 @@ use redis::RedisError;
 
 use crate::keys::ReadKeys;
 
+/// `unreadCount` of messages: the members whose position is below the message, but its
+/// sender; 0 for a message every position passed or that was deleted (it has no entry).
+/// KEYS: positions, unread. ARGV: sequences.
+const MESSAGE_COUNTS: &str = r"
+local counts = {}
+for i, s in ipairs(ARGV) do
+  local entry = redis.call('ZRANGEBYSCORE', KEYS[2], s, s)[1]
+  local count = 0
+  if entry then
+    count = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. s)
+    local sp = redis.call('ZSCORE', KEYS[1], string.match(entry, '^%d+ (.*)$'))
+    if sp and sp ~= 'inf' and tonumber(sp) < tonumber(s) then
+      count = count - 1
+    end
+  end
+  counts[i] = count
+end
+return counts";
+
+/// The members who have not read a message (its unread set). KEYS: positions, unread.
+/// ARGV: the sequence.
+const MISSING: &str = r"
+local s = ARGV[1]
+local entry = redis.call('ZRANGEBYSCORE', KEYS[2], s, s)[1]
+if not entry then
+  return {}
+end
+local sender = string.match(entry, '^%d+ (.*)$')
+local out = {}
+for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. s)) do
+  if u ~= sender then
+    out[#out + 1] = u
+  end
+end
+return out";
+
+/// One member's unread count in a room: CHATs beyond their base while absent, 0 while
+/// present or not a member. KEYS: room, positions, bases. ARGV: the user.
+const ROOM_COUNT: &str = r"
+local p = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not p or p == 'inf' then
+  return 0
+end
+local chats = tonumber(redis.call('HGET', KEYS[1], 'chats') or '0')
+return chats - tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')";
+
+/// Whether any absent member has anything unread. KEYS: room, positions, bases.
+const ANY_UNREAD: &str = r"
+local chats = tonumber(redis.call('HGET', KEYS[1], 'chats') or '0')
+for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(inf')) do
+  if chats > tonumber(redis.call('HGET', KEYS[3], u) or '0') then
+    return 1
+  end
+end
+return 0";
+
 /// Redis could not answer.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read unread counts: {0}")]
 pub struct QueryError(#[from] RedisError);
 
-/// Read-only access to unread sets and counts.
+/// The read scripts, hashed once.
+struct Scripts {
+    message_counts: redis::Script,
+    missing: redis::Script,
+    room_count: redis::Script,
+    any_unread: redis::Script,
+}
+
+/// Read-only access to unread counts and sets.
 #[derive(Clone)]
 pub struct UnreadCounts {
     redis: ConnectionManager,
     keys: ReadKeys,
+    scripts: Arc<Scripts>,
 }
 
 impl UnreadCounts {
     /// Reads under `keys`.
     pub fn new(redis: ConnectionManager, keys: ReadKeys) -> Self {
-        Self { redis, keys }
+        let scripts = Scripts {
+            message_counts: redis::Script::new(MESSAGE_COUNTS),
+            missing: redis::Script::new(MISSING),
+            room_count: redis::Script::new(ROOM_COUNT),
+            any_unread: redis::Script::new(ANY_UNREAD),
+        };
+        Self {
+            redis,
+            keys,
+            scripts: Arc::new(scripts),
+        }
     }
 
-    /// `unreadCount` of each message `seqs` of `room`, in one round trip; 0 for messages with
-    /// no set (read by everyone, deleted, or past the retention).
+    /// `unreadCount` of each message `seqs` of `room`, in one call; 0 for messages read by
+    /// everyone or deleted.
     pub async fn of_messages(&self, room: &RoomId, seqs: &[u64]) -> Result<Vec<u64>, QueryError> {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let keys = self.keys.room(room);
+        let mut call = self.scripts.message_counts.prepare_invoke();
+        call.key(&keys.positions).key(&keys.unread);
         for seq in seqs {
-            pipe.cmd("SCARD").arg(self.keys.unread(room, *seq));
+            call.arg(*seq);
         }
-        Ok(pipe.query_async(&mut self.redis.clone()).await?)
+        Ok(call.invoke_async(&mut self.redis.clone()).await?)
     }
 
     /// Who has not read message `seq` of `room`, sorted.
@@ -45,37 +125,87 @@ impl UnreadCounts {
         room: &RoomId,
         seq: u64,
     ) -> Result<Vec<String>, QueryError> {
-        let mut users: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(self.keys.unread(room, seq))
-            .query_async(&mut self.redis.clone())
+        let keys = self.keys.room(room);
+        let mut users: Vec<String> = self
+            .scripts
+            .missing
+            .key(&keys.positions)
+            .key(&keys.unread)
+            .arg(seq)
+            .invoke_async(&mut self.redis.clone())
             .await?;
         users.sort();
         Ok(users)
     }
 
-    /// `user`'s unread count per room (rooms without unread messages are absent).
-    pub async fn of_user(&self, user: &UserId) -> Result<HashMap<RoomId, u64>, QueryError> {
-        let raw: HashMap<String, u64> = redis::cmd("HGETALL")
-            .arg(self.keys.counts(user))
-            .query_async(&mut self.redis.clone())
-            .await?;
-        Ok(raw
-            .into_iter()
-            .filter_map(|(room, count)| Some((room.parse().ok()?, count)))
+    /// `user`'s unread count in each of `rooms` (rooms without unread messages are absent),
+    /// in one round trip.
+    pub async fn of_user(
+        &self,
+        user: &UserId,
+        rooms: &[RoomId],
+    ) -> Result<HashMap<RoomId, u64>, QueryError> {
+        if rooms.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for room in rooms {
+            let keys = self.keys.room(room);
+            pipe.cmd("EVALSHA")
+                .arg(self.scripts.room_count.get_hash())
+                .arg(3)
+                .arg(&keys.room)
+                .arg(&keys.positions)
+                .arg(&keys.bases)
+                .arg(user.as_str());
+        }
+        let mut redis = self.redis.clone();
+        let counts: Vec<u64> = match pipe.query_async(&mut redis).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(ROOM_COUNT)
+                    .query_async::<String>(&mut redis)
+                    .await?;
+                pipe.query_async(&mut redis).await?
+            }
+            other => other?,
+        };
+        Ok(rooms
+            .iter()
+            .zip(counts)
+            .filter(|(_, count)| *count > 0)
+            .map(|(room, count)| (*room, count))
             .collect())
     }
 
-    /// `user`'s total badge: unread messages over all their rooms.
-    pub async fn total(&self, user: &UserId) -> Result<u64, QueryError> {
-        Ok(self.of_user(user).await?.values().sum())
+    /// `user`'s total badge: unread messages over `rooms`, their rooms.
+    pub async fn total(&self, user: &UserId, rooms: &[RoomId]) -> Result<u64, QueryError> {
+        Ok(self.of_user(user, rooms).await?.values().sum())
     }
 
     /// Whether anyone has anything unread in `room` (the seed's quick check).
     pub async fn room_has_unread(&self, room: &RoomId) -> Result<bool, QueryError> {
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(self.keys.tracked(room))
+        let keys = self.keys.room(room);
+        let any: i64 = self
+            .scripts
+            .any_unread
+            .key(&keys.room)
+            .key(&keys.positions)
+            .key(&keys.bases)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        Ok(any == 1)
+    }
+
+    /// The last sequence of `room` the worker applied: a message's unread set is final once
+    /// this reaches it.
+    pub async fn applied(&self, room: &RoomId) -> Result<u64, QueryError> {
+        let applied: Option<u64> = redis::cmd("HGET")
+            .arg(self.keys.room(room).room)
+            .arg("applied")
             .query_async(&mut self.redis.clone())
             .await?;
-        Ok(exists)
+        Ok(applied.unwrap_or(0))
     }
 }

@@ -46,7 +46,7 @@ pub async fn rebuild(settings: &Settings) -> Result<RebuildReport, WorkerError> 
     let mut leases = Vec::new();
     for partition in 0..config.partitions {
         let name = consumer_name(partition, config.partitions);
-        match Lease::try_acquire(&redis, keys.lease(&name), config.lease()).await? {
+        match Lease::try_acquire(&redis, keys.lease(&name), keys.epochs(), config.lease()).await? {
             Some(lease) => leases.push(lease),
             None => {
                 for lease in leases {
@@ -75,7 +75,7 @@ pub async fn rebuild(settings: &Settings) -> Result<RebuildReport, WorkerError> 
         .map_err(|e| consumer_error(e.to_string()))?
         .state
         .last_sequence;
-    let mut state = ReadState::new(redis.clone(), keys.clone(), config.max_tracked_messages);
+    let mut state = ReadState::new(redis.clone(), keys.clone());
     let mut events = 0;
     if last_seq > 0 {
         let consumer = stream

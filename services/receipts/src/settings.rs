@@ -41,9 +41,6 @@ pub struct ReceiptsSettings {
     pub fetch_wait_ms: u64,
     /// How long JetStream waits for an ack before redelivering.
     pub ack_wait_ms: u64,
-    /// Unread sets kept per room: the newest this many messages that someone has not read.
-    /// Older ones are dropped and count as read by everyone (`docs/receipts.md`).
-    pub max_tracked_messages: usize,
     /// How often edges' heartbeats are checked; an edge whose heartbeat expired is dead and
     /// its users leave its rooms (OUT).
     pub reap_interval_ms: u64,
@@ -70,7 +67,6 @@ impl Default for ReceiptsSettings {
             batch_size: 256,
             fetch_wait_ms: 200,
             ack_wait_ms: 10_000,
-            max_tracked_messages: 1_000,
             reap_interval_ms: 5_000,
             lease_ms: 3_000,
             health_listen: "127.0.0.1:9182".to_owned(),
@@ -111,11 +107,6 @@ impl ReceiptsSettings {
             (1_000..=600_000).contains(&self.ack_wait_ms),
             "ack_wait_ms",
             "1000 to 600000",
-        )?;
-        check(
-            self.max_tracked_messages >= 1,
-            "max_tracked_messages",
-            "at least 1",
         )?;
         check(
             (100..=600_000).contains(&self.reap_interval_ms),

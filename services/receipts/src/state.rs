@@ -2,21 +2,34 @@
 //! pipelined round trip, each call atomic and applied at most once per room sequence. Each
 //! applied event's outcome is recorded until [`ReadState::published`] marks it published, so a
 //! redelivery after a crash publishes exactly what the first application would have. Every
-//! write is fenced by the partition lease.
+//! write is fenced by the holder's epoch, room by room.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chat_schemas::{ChatEvent, Envelope, MessageId, RoomId, UserId};
 use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
 
-use crate::keys::ReadKeys;
+use crate::keys::{ReadKeys, RoomKeys};
+use crate::reply::{self, Applied, Kind, Loaded};
+use crate::room_counts::RoomCache;
 
 /// The script that applies one event.
 const APPLY: &str = include_str!("apply.lua");
 
-/// The script that marks a batch published and records the partition's progress.
+/// The script that loads (and fences) a room for the in-memory counts.
+const LOAD: &str = include_str!("load.lua");
+
+/// The script that marks a room's published outcomes.
 const PUBLISHED: &str = include_str!("published.lua");
+
+/// Records a partition's progress while its lease holds this holder.
+const PROGRESS: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1";
 
 /// Redis refused or lost a batch; nothing is half-applied per event, and applying again is safe.
 #[derive(Debug, thiserror::Error)]
@@ -24,25 +37,28 @@ pub enum ReadStateError {
     /// Redis failed.
     #[error("redis: {0}")]
     Redis(#[from] RedisError),
-    /// The script answered something this build does not understand.
-    #[error("unexpected answer from the apply script: {0}")]
+    /// A script answered something this build does not understand.
+    #[error("unexpected answer from a read-state script: {0}")]
     Answer(String),
-    /// The lease no longer holds this worker's token: nothing was written, and this worker must
-    /// stop applying (another one took over, or the lease expired).
+    /// A holder with a newer epoch has written a room of the batch, or the lease no longer
+    /// holds this worker: nothing was written, and this worker must stop applying.
     #[error("the partition lease is no longer held by this worker")]
     Fenced,
 }
 
-/// Who may write the read state: the partition lease key and the token of its holder. The
-/// scripts check it atomically with their writes, so a worker that lost its lease (a stall
-/// longer than the lease, Redis restarted without the key) can never write after the next
-/// holder started.
+/// Who may write the read state: the partition lease with its holder's token, and the epoch
+/// handed out with it. A room refuses writes from an epoch older than the newest that wrote
+/// it, and the progress refuses anyone but the lease holder; so a worker that lost its lease
+/// (a stall longer than the lease, Redis restarted without the key) can never write a room
+/// after the next holder touched it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fence {
     /// The lease key.
     pub key: String,
     /// The holder's token stored in it.
     pub holder: String,
+    /// The epoch this holder writes with; newer holders have larger ones.
+    pub epoch: u64,
 }
 
 /// One event of the log with its stream sequence.
@@ -65,7 +81,8 @@ pub enum Outcome {
         previous: u64,
         /// How many members have not read it.
         unread: u64,
-        /// Every member with their unread count in the room, for the room-list feeds.
+        /// Every member with their unread count in the room, for the room-list feeds (empty
+        /// when the event is applied silently: nobody hears it).
         members: Vec<(UserId, u64)>,
     },
     /// An INVITE, a room creation or a DELETE: published as stored.
@@ -100,46 +117,54 @@ pub enum Outcome {
 pub struct ReadState {
     redis: ConnectionManager,
     keys: ReadKeys,
-    hash: String,
+    apply: redis::Script,
+    load: redis::Script,
     published: redis::Script,
-    max_tracked: usize,
+    progress: redis::Script,
+    rooms: RoomCache,
 }
 
 impl ReadState {
-    /// Writes under `keys`, keeping unread sets for the newest `max_tracked` messages per room.
-    pub fn new(redis: ConnectionManager, keys: ReadKeys, max_tracked: usize) -> Self {
+    /// Writes under `keys`.
+    pub fn new(redis: ConnectionManager, keys: ReadKeys) -> Self {
         Self {
             redis,
             keys,
-            hash: redis::Script::new(APPLY).get_hash().to_owned(),
+            apply: redis::Script::new(APPLY),
+            load: redis::Script::new(LOAD),
             published: redis::Script::new(PUBLISHED),
-            max_tracked,
+            progress: redis::Script::new(PROGRESS),
+            rooms: RoomCache::default(),
         }
     }
 
+    /// Forgets the rooms held in memory: a worker that takes a lease loads them again, fenced
+    /// with its new epoch.
+    pub fn forget_rooms(&mut self) {
+        self.rooms.clear();
+    }
+
     /// Applies `events` in order in one round trip. With a `fence` (a worker), each write is
-    /// refused once the lease is lost ([`ReadStateError::Fenced`]) and the outcome of every
-    /// event after `silent_until` is recorded until [`ReadState::published`]; without one (the
-    /// rebuild, which holds every lease itself) nothing is fenced or recorded.
+    /// refused once a newer holder wrote the room ([`ReadStateError::Fenced`]) and the outcome
+    /// of every event after `silent_until` is recorded until [`ReadState::published`]; without
+    /// one (the rebuild, which holds every lease itself) nothing is fenced or recorded.
     pub async fn apply(
         &mut self,
         events: &[LoggedEvent],
         fence: Option<&Fence>,
         silent_until: u64,
     ) -> Result<Vec<Outcome>, ReadStateError> {
-        match self.try_apply(events, fence, silent_until).await {
-            Err(ReadStateError::Redis(e))
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-            {
-                redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(APPLY)
-                    .query_async::<String>(&mut self.redis)
-                    .await?;
-                self.try_apply(events, fence, silent_until).await
-            }
-            other => other,
+        let mut result = self.try_apply(events, fence, silent_until).await;
+        if is_no_script(&result) {
+            self.load_scripts().await?;
+            result = self.try_apply(events, fence, silent_until).await;
         }
+        if result.is_err() {
+            for event in events {
+                self.rooms.forget(&event.envelope.room_id);
+            }
+        }
+        result
     }
 
     async fn try_apply(
@@ -151,27 +176,162 @@ impl ReadState {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let (lease, holder) = fence.map_or(("", ""), |f| (f.key.as_str(), f.holder.as_str()));
+        let epoch = fence.map_or(0, |f| f.epoch);
+        self.load_rooms(events, epoch).await?;
+
+        let (entered, exited) = edge_presence(events);
         let mut pipe = redis::pipe();
+        for (edge, entry) in &entered {
+            pipe.cmd("SADD").arg(self.keys.edges()).arg(edge).ignore();
+            pipe.cmd("SADD")
+                .arg(self.keys.edge_presence(edge))
+                .arg(entry)
+                .ignore();
+        }
         for event in events {
             let record = fence.is_some() && event.seq > silent_until;
+            let room = self.keys.room(&event.envelope.room_id);
             let mut call = redis::cmd("EVALSHA");
-            call.arg(&self.hash).arg(0).arg(self.keys.prefix());
-            call.arg(lease)
-                .arg(holder)
-                .arg(if record { "1" } else { "0" });
-            call.arg(event.envelope.room_id.to_string()).arg(event.seq);
-            operation(&event.envelope, self.max_tracked, &mut call);
+            call.arg(self.apply.get_hash()).arg(7);
+            room_keys(&mut call, &room);
+            call.arg(epoch)
+                .arg(if record { "1" } else { "0" })
+                .arg(event.seq);
+            operation(&event.envelope, &mut call);
+            pipe.add_command(call);
+        }
+        for (edge, entry) in &exited {
+            pipe.cmd("SREM")
+                .arg(self.keys.edge_presence(edge))
+                .arg(entry)
+                .ignore();
+        }
+        let replies: Vec<Value> = pipe.query_async(&mut self.redis).await?;
+        if replies.len() != events.len() {
+            return Err(ReadStateError::Answer(format!(
+                "{} replies to {} events",
+                replies.len(),
+                events.len()
+            )));
+        }
+        let mut outcomes = Vec::with_capacity(events.len());
+        for (event, reply) in events.iter().zip(replies) {
+            let applied = reply::applied(reply)?;
+            let publish = fence.is_some() && event.seq > silent_until;
+            outcomes.push(self.outcome(&event.envelope.room_id, applied, publish)?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Loads the rooms of `events` not held in memory, in one round trip, fencing each with
+    /// `epoch`; outcomes recorded and not yet published are undone, so the copy is the room as
+    /// it was before them (they come again, in order, and move it forward).
+    async fn load_rooms(
+        &mut self,
+        events: &[LoggedEvent],
+        epoch: u64,
+    ) -> Result<(), ReadStateError> {
+        let mut missing: Vec<RoomId> = Vec::new();
+        for event in events {
+            let room = event.envelope.room_id;
+            if !self.rooms.contains(&room) && !missing.contains(&room) {
+                missing.push(room);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for room in &missing {
+            let keys = self.keys.room(room);
+            let mut call = redis::cmd("EVALSHA");
+            call.arg(self.load.get_hash())
+                .arg(5)
+                .arg(&keys.room)
+                .arg(&keys.positions)
+                .arg(&keys.bases)
+                .arg(&keys.outcomes)
+                .arg(&keys.fence)
+                .arg(epoch);
             pipe.add_command(call);
         }
         let replies: Vec<Value> = pipe.query_async(&mut self.redis).await?;
-        replies.into_iter().map(outcome).collect()
+        for (room, reply) in missing.into_iter().zip(replies) {
+            let Loaded {
+                mut counts,
+                recorded,
+            } = reply::loaded(reply)?;
+            let recorded: BTreeMap<u64, Applied> = recorded.into_iter().collect();
+            for applied in recorded.into_values().rev() {
+                let before = applied.chats - u64::from(applied.kind == Kind::Chat);
+                counts.undo(&applied.changes, before);
+            }
+            self.rooms.insert(room, counts);
+        }
+        Ok(())
+    }
+
+    /// Moves the room's copy over `applied` and says what clients hear.
+    fn outcome(
+        &mut self,
+        room: &RoomId,
+        applied: Applied,
+        publish: bool,
+    ) -> Result<Outcome, ReadStateError> {
+        let counts = self
+            .rooms
+            .get_mut(room)
+            .ok_or_else(|| ReadStateError::Answer("a room was not loaded".into()))?;
+        if applied.kind != Kind::Nothing {
+            counts.apply(&applied.changes, applied.chats);
+        }
+        let (previous, count) = (applied.previous, applied.count);
+        Ok(match applied.kind {
+            Kind::Nothing => Outcome::Nothing,
+            Kind::Chat => Outcome::Chat {
+                previous,
+                unread: count,
+                members: if publish {
+                    counts.unread_counts()
+                } else {
+                    Vec::new()
+                },
+            },
+            Kind::Shown => Outcome::Shown { previous },
+            Kind::Leave => Outcome::Leave {
+                previous,
+                read_count: count,
+            },
+            Kind::Info => Outcome::Info {
+                previous,
+                read_count: count,
+                last_read: applied
+                    .last_read
+                    .and_then(|seq| MessageId::from_sequence(seq).ok()),
+            },
+            Kind::Out => Outcome::Out { previous },
+        })
     }
 
     /// Marks `events` (applied, then published) as published: their recorded outcomes are
     /// deleted, so a redelivery publishes nothing again; and records `last` as the progress of
-    /// `consumer`. Both in one fenced call, after publishing and before the ack.
+    /// `consumer`. Each room and the progress are fenced; after publishing and before the ack.
     pub async fn published(
+        &mut self,
+        events: &[LoggedEvent],
+        fence: &Fence,
+        consumer: &str,
+        last: u64,
+    ) -> Result<(), ReadStateError> {
+        let mut result = self.try_published(events, fence, consumer, last).await;
+        if is_no_script(&result) {
+            self.load_scripts().await?;
+            result = self.try_published(events, fence, consumer, last).await;
+        }
+        result
+    }
+
+    async fn try_published(
         &mut self,
         events: &[LoggedEvent],
         fence: &Fence,
@@ -183,29 +343,91 @@ impl ReadState {
             let seq = upto.entry(&event.envelope.room_id).or_default();
             *seq = (*seq).max(event.seq);
         }
-        let mut call = self.published.prepare_invoke();
-        call.arg(self.keys.prefix())
-            .arg(&fence.key)
-            .arg(&fence.holder)
-            .arg(self.keys.progress(consumer))
-            .arg(last);
+        let mut pipe = redis::pipe();
         for (room, seq) in upto {
-            call.arg(room.to_string()).arg(seq);
+            let keys = self.keys.room(room);
+            pipe.cmd("EVALSHA")
+                .arg(self.published.get_hash())
+                .arg(2)
+                .arg(&keys.fence)
+                .arg(&keys.outcomes)
+                .arg(fence.epoch)
+                .arg(seq);
         }
-        match call.invoke_async::<i64>(&mut self.redis).await? {
-            1 => Ok(()),
-            _ => Err(ReadStateError::Fenced),
+        pipe.cmd("EVALSHA")
+            .arg(self.progress.get_hash())
+            .arg(2)
+            .arg(&fence.key)
+            .arg(self.keys.progress(consumer))
+            .arg(&fence.holder)
+            .arg(last);
+        let marked: Vec<i64> = pipe.query_async(&mut self.redis).await?;
+        if marked.iter().all(|m| *m == 1) {
+            Ok(())
+        } else {
+            Err(ReadStateError::Fenced)
         }
+    }
+
+    /// Loads every script into Redis (after a restart or a failover it has none).
+    async fn load_scripts(&mut self) -> Result<(), RedisError> {
+        for script in [APPLY, LOAD, PUBLISHED, PROGRESS] {
+            redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(script)
+                .query_async::<String>(&mut self.redis)
+                .await?;
+        }
+        Ok(())
     }
 }
 
+/// Whether Redis answered that it does not know a script.
+fn is_no_script<T>(result: &Result<T, ReadStateError>) -> bool {
+    matches!(result, Err(ReadStateError::Redis(e))
+        if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+}
+
+/// The seven keys `apply.lua` takes.
+fn room_keys(call: &mut redis::Cmd, keys: &RoomKeys) {
+    call.arg(&keys.room)
+        .arg(&keys.positions)
+        .arg(&keys.bases)
+        .arg(&keys.unread)
+        .arg(&keys.presence)
+        .arg(&keys.outcomes)
+        .arg(&keys.fence);
+}
+
+/// An edge and one of its `"{room} {user}"` presence entries.
+type EdgeEntry = (String, String);
+
+/// The reaper's index of who is present through which edge, as the batch leaves it: entries
+/// whose last presence event in the batch is an INFO are added before the batch is applied,
+/// those whose last is an OUT removed after it. An entry left over by a crash in between only
+/// makes the reaper append an OUT that changes nothing; none goes missing.
+fn edge_presence(events: &[LoggedEvent]) -> (Vec<EdgeEntry>, Vec<EdgeEntry>) {
+    let mut last: HashMap<(String, String), bool> = HashMap::new();
+    for event in events {
+        let (user, edge, entered) = match &event.envelope.event {
+            ChatEvent::Info { user_id, edge, .. } => (user_id, edge, true),
+            ChatEvent::Out { user_id, edge } => (user_id, edge, false),
+            _ => continue,
+        };
+        let edge = edge.clone().unwrap_or_default();
+        let entry = format!("{} {}", event.envelope.room_id, user.as_str());
+        last.insert((edge, entry), entered);
+    }
+    let (entered, exited): (Vec<_>, Vec<_>) = last.into_iter().partition(|(_, entered)| *entered);
+    let pairs = |v: Vec<((String, String), bool)>| v.into_iter().map(|(pair, _)| pair).collect();
+    (pairs(entered), pairs(exited))
+}
+
 /// The script's operation and arguments for one event.
-fn operation(envelope: &Envelope, max_tracked: usize, call: &mut redis::Cmd) {
+fn operation(envelope: &Envelope, call: &mut redis::Cmd) {
     match &envelope.event {
         ChatEvent::Chat { .. } => {
-            call.arg("chat")
-                .arg(envelope.actor.as_str())
-                .arg(max_tracked);
+            call.arg("chat").arg(envelope.actor.as_str());
         }
         ChatEvent::RoomCreated { members, .. } => {
             call.arg("members");
@@ -241,87 +463,5 @@ fn operation(envelope: &Envelope, max_tracked: usize, call: &mut redis::Cmd) {
         ChatEvent::Unknown => {
             call.arg("none");
         }
-    }
-}
-
-/// Decodes one reply of `apply.lua`.
-fn outcome(reply: Value) -> Result<Outcome, ReadStateError> {
-    let bad = |what: &str| ReadStateError::Answer(what.to_owned());
-    let Value::Array(items) = reply else {
-        return Err(bad("not an array"));
-    };
-    let text = |i: usize| match items.get(i) {
-        Some(Value::BulkString(bytes)) => Ok(String::from_utf8_lossy(bytes).into_owned()),
-        Some(Value::SimpleString(s)) => Ok(s.clone()),
-        _ => Err(bad("missing text")),
-    };
-    let number = |i: usize| match items.get(i) {
-        Some(Value::Int(n)) => Ok(*n),
-        _ => Err(bad("missing number")),
-    };
-    let unsigned = |i: usize| number(i).map(|n| u64::try_from(n).unwrap_or(0));
-    Ok(match text(0)?.as_str() {
-        "fenced" => return Err(ReadStateError::Fenced),
-        "none" => Outcome::Nothing,
-        "chat" => {
-            let mut members = Vec::with_capacity(items.len().saturating_sub(3) / 2);
-            let mut i = 3;
-            while i + 1 < items.len() {
-                if let Ok(user) = UserId::parse(&text(i)?) {
-                    members.push((user, unsigned(i + 1)?));
-                }
-                i += 2;
-            }
-            Outcome::Chat {
-                previous: unsigned(1)?,
-                unread: unsigned(2)?,
-                members,
-            }
-        }
-        "shown" => Outcome::Shown {
-            previous: unsigned(1)?,
-        },
-        "leave" => Outcome::Leave {
-            previous: unsigned(1)?,
-            read_count: unsigned(2)?,
-        },
-        "info" => Outcome::Info {
-            previous: unsigned(1)?,
-            read_count: unsigned(2)?,
-            last_read: text(3)?.parse().ok(),
-        },
-        "out" => Outcome::Out {
-            previous: unsigned(1)?,
-        },
-        other => return Err(bad(other)),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn text(s: &str) -> Value {
-        Value::BulkString(s.as_bytes().to_vec())
-    }
-
-    #[test]
-    fn a_fenced_write_is_an_error_and_a_leave_always_has_its_read_count() {
-        assert!(matches!(
-            outcome(Value::Array(vec![text("fenced")])),
-            Err(ReadStateError::Fenced)
-        ));
-        let leave = outcome(Value::Array(vec![
-            text("leave"),
-            Value::Int(7),
-            Value::Int(3),
-        ]));
-        assert_eq!(
-            leave.ok(),
-            Some(Outcome::Leave {
-                previous: 7,
-                read_count: 3
-            })
-        );
     }
 }

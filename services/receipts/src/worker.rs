@@ -105,7 +105,7 @@ pub async fn run(
         stop.clone(),
     ));
     let mut applier = Applier {
-        state: ReadState::new(redis.clone(), keys.clone(), config.max_tracked_messages),
+        state: ReadState::new(redis.clone(), keys.clone()),
         nats: client,
         log: log.clone(),
         config: config.clone(),
@@ -128,6 +128,7 @@ pub async fn run(
                 }
             };
         applier.silent_until = silent_until;
+        applier.state.forget_rooms();
         tracing::info!(consumer = %consumer_name, stream = log.stream_name(), "receipts running");
         let result = applier
             .run(&consumer, &stop, &lease.lost, &lease.fence())
@@ -189,7 +190,7 @@ async fn acquire(
 ) -> Result<Option<Lease>, WorkerError> {
     let mut announced = false;
     loop {
-        match Lease::try_acquire(redis, keys.lease(consumer), config.lease()).await {
+        match Lease::try_acquire(redis, keys.lease(consumer), keys.epochs(), config.lease()).await {
             Ok(Some(lease)) => return Ok(Some(lease)),
             Ok(None) if !announced => {
                 tracing::info!(%consumer, "another worker holds this partition; standing by");

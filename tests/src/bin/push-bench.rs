@@ -555,7 +555,15 @@ async fn recipient_reads(
                     tokens.get(user).is_some_and(|t| t.len() == 1),
                     "{user}: no token"
                 );
-                badges += unread.total(&chat_schemas::UserId::parse(user)?).await?;
+                let rooms: Vec<chat_schemas::RoomId> = directory
+                    .user_rooms(user)
+                    .await?
+                    .into_iter()
+                    .map(chat_schemas::RoomId::from)
+                    .collect();
+                badges += unread
+                    .total(&chat_schemas::UserId::parse(user)?, &rooms)
+                    .await?;
             }
             Ok(usize::try_from(badges)?)
         })

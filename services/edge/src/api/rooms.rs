@@ -162,11 +162,10 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let (mut rooms, counts, muted) = tokio::try_join!(
-        member_rooms(&state, &caller),
-        unread_by_room(&state, &caller),
-        muted_rooms(&state, &caller),
-    )?;
+    let (mut rooms, muted) =
+        tokio::try_join!(member_rooms(&state, &caller), muted_rooms(&state, &caller))?;
+    let ids: Vec<RoomId> = rooms.iter().map(|room| room.id).collect();
+    let counts = unread_by_room(&state, &caller, &ids).await?;
     rooms.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
     let views: Vec<RoomView> = rooms
         .iter()
@@ -182,7 +181,8 @@ pub async fn show(
     Path(raw_room): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
     let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
-    let (counts, muted) = tokio::try_join!(unread_by_room(&state, &caller), async {
+    let this = [room.id];
+    let (counts, muted) = tokio::try_join!(unread_by_room(&state, &caller, &this), async {
         Ok::<_, ApiError>(
             state
                 .store
@@ -207,12 +207,14 @@ async fn member_rooms(state: &AppState, caller: &UserId) -> Result<Vec<Room>, Ap
     Ok(rooms)
 }
 
-/// `caller`'s unread count per room, in one Redis call; rooms with none are absent.
+/// `caller`'s unread count in each of `rooms`, in one Redis round trip; rooms with none are
+/// absent.
 async fn unread_by_room(
     state: &AppState,
     caller: &UserId,
+    rooms: &[RoomId],
 ) -> Result<HashMap<RoomId, u64>, ApiError> {
-    Ok(state.unread.of_user(caller).await?)
+    Ok(state.unread.of_user(caller, rooms).await?)
 }
 
 /// The rooms `caller` muted, in one Cassandra partition read.

@@ -16,12 +16,14 @@ use crate::extract::Caller;
 use crate::store::Message;
 use crate::views::MessageView;
 
-/// The caller's total badge: `{"unreadCount": N}` over all their rooms.
+/// The caller's total badge: `{"unreadCount": N}` over all their rooms (the room ids from
+/// Cassandra, the counts from Redis).
 pub async fn badge(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let total = state.unread.total(&caller).await?;
+    let rooms = state.store.user_room_ids(&caller).await?;
+    let total = state.unread.total(&caller, &rooms).await?;
     Ok(Json(json!({ "unreadCount": total })))
 }
 
