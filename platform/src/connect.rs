@@ -6,14 +6,19 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use chat_schemas::{cql, EventLog};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::statement::SerialConsistency;
 
-use crate::settings::{CassandraSettings, NatsSettings, RedisSettings};
+use crate::settings::{CassandraSettings, InvalidSetting, NatsSettings, RedisSettings};
 
 /// A server could not be reached or prepared.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// A setting of the connection cannot work, so no attempt was made.
+    #[error(transparent)]
+    Setting(#[from] InvalidSetting),
     /// NATS did not answer.
     #[error("cannot reach NATS at {url}: {source}")]
     Nats {
@@ -57,13 +62,17 @@ pub enum ConnectError {
 }
 
 /// Connects to NATS and returns the client and its JetStream context.
+///
+/// With several servers in `url`, the client connects to any one that answers and, when it
+/// loses that one, reconnects to another of them (or one the cluster announced meanwhile).
 pub async fn nats(
     settings: &NatsSettings,
 ) -> Result<(async_nats::Client, jetstream::Context), ConnectError> {
+    settings.validate()?;
     let client = async_nats::ConnectOptions::new()
         .connection_timeout(settings.connect_timeout())
         .name(env!("CARGO_PKG_NAME"))
-        .connect(&settings.url)
+        .connect(settings.servers())
         .await
         .map_err(|source| ConnectError::Nats {
             url: settings.url.clone(),
@@ -73,18 +82,42 @@ pub async fn nats(
     Ok((client, context))
 }
 
-/// Creates the log's stream when it is missing and returns it; an existing stream is kept as is.
+/// Creates the log's stream when it is missing and returns it.
+///
+/// An existing stream is kept as is, except its replica count: when that differs from the
+/// log's, the stream is updated in place (JetStream copies it to more servers, or drops
+/// copies), never deleted and created again, since it is the source of truth.
 pub async fn event_stream(
     context: &jetstream::Context,
     log: &EventLog,
 ) -> Result<jetstream::stream::Stream, ConnectError> {
-    context
+    let error = |e: &dyn std::fmt::Display| ConnectError::Stream {
+        stream: log.stream_name().to_owned(),
+        message: e.to_string(),
+    };
+    let mut stream = context
         .get_or_create_stream(log.stream_config())
         .await
-        .map_err(|e| ConnectError::Stream {
-            stream: log.stream_name().to_owned(),
-            message: e.to_string(),
-        })
+        .map_err(|e| error(&e))?;
+    let current = stream.cached_info().config.clone();
+    if current.num_replicas != log.replicas() {
+        tracing::info!(
+            stream = log.stream_name(),
+            from = current.num_replicas,
+            to = log.replicas(),
+            "changing the stream's replicas"
+        );
+        let config = jetstream::stream::Config {
+            num_replicas: log.replicas(),
+            ..current
+        };
+        context.update_stream(config).await.map_err(|e| error(&e))?;
+        stream = context
+            .get_stream(log.stream_name())
+            .await
+            .map_err(|e| error(&e))?;
+    }
+    Ok(stream)
 }
 
 /// Connects to Redis with a connection that reconnects by itself after failures.
@@ -109,10 +142,20 @@ pub async fn redis(settings: &RedisSettings) -> Result<ConnectionManager, Connec
 }
 
 /// Opens a Cassandra session (not bound to a keyspace: statements name their keyspace).
+///
+/// Every statement runs at [`CassandraSettings::consistency`] unless it sets its own, and the
+/// Paxos phase of lightweight transactions at `LOCAL_SERIAL`: with a replication factor of 3,
+/// `local_quorum` reads and writes keep working, and see each other, with one node down.
 pub async fn cassandra(settings: &CassandraSettings) -> Result<Arc<Session>, ConnectError> {
+    settings.validate()?;
+    let profile = ExecutionProfile::builder()
+        .consistency(settings.consistency_level()?)
+        .serial_consistency(Some(SerialConsistency::LocalSerial))
+        .build();
     let session = SessionBuilder::new()
         .known_nodes(&settings.nodes)
         .connection_timeout(settings.connect_timeout())
+        .default_execution_profile_handle(profile.into_handle())
         .build()
         .await
         .map_err(|e| ConnectError::Cassandra {
@@ -122,17 +165,20 @@ pub async fn cassandra(settings: &CassandraSettings) -> Result<Arc<Session>, Con
     Ok(Arc::new(session))
 }
 
-/// Creates the keyspace and tables of the projections when missing.
+/// Creates `keyspace` (replicated as `settings` say) and the tables of the projections when
+/// missing.
 pub async fn apply_schema(
     session: &Session,
     keyspace: &str,
-    replication_factor: u8,
+    settings: &CassandraSettings,
 ) -> Result<(), ConnectError> {
+    settings.validate()?;
     let error = |message: String| ConnectError::Schema {
         keyspace: keyspace.to_owned(),
         message,
     };
-    let statements = cql::schema(keyspace, replication_factor).map_err(|e| error(e.to_string()))?;
+    let statements = cql::schema(keyspace, &settings.datacenter, settings.replication_factor)
+        .map_err(|e| error(e.to_string()))?;
     for statement in statements {
         session
             .query_unpaged(statement, ())

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
+use scylla::statement::Consistency;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -94,7 +95,8 @@ pub enum LogFormat {
 /// Where the event log lives.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NatsSettings {
-    /// NATS server URL.
+    /// NATS server URL, or several servers of one cluster separated by commas, so the client can
+    /// connect and reconnect to whichever of them is up.
     pub url: String,
     /// JetStream stream that stores the log.
     pub stream: String,
@@ -102,12 +104,43 @@ pub struct NatsSettings {
     pub subject_prefix: String,
     /// How long to wait for the server at start.
     pub connect_timeout_ms: u64,
+    /// How many servers keep a copy of the stream: 1 on a single server, 3 in a cluster so the
+    /// log survives the loss of any one server.
+    pub replicas: usize,
 }
 
 impl NatsSettings {
-    /// The stream and subject names these settings describe.
+    /// Most replicas JetStream allows for a stream.
+    pub const MAX_REPLICAS: usize = 5;
+
+    /// The stream and subject names these settings describe, with the stream's replica count.
     pub fn event_log(&self) -> chat_schemas::EventLog {
-        chat_schemas::EventLog::new(&self.stream, &self.subject_prefix)
+        chat_schemas::EventLog::new(&self.stream, &self.subject_prefix).with_replicas(self.replicas)
+    }
+
+    /// The server URLs in [`NatsSettings::url`], trimmed, without empty entries.
+    pub fn servers(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Checks what the server would reject only later, or what could not work at all.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let check = |ok, key, reason| require("nats", ok, key, reason);
+        check(
+            !self.servers().is_empty(),
+            "url",
+            "at least one server URL, several separated by commas",
+        )?;
+        check(
+            (1..=Self::MAX_REPLICAS).contains(&self.replicas),
+            "replicas",
+            "1 to 5 (JetStream's limit), at most the number of servers",
+        )
     }
 
     /// [`NatsSettings::connect_timeout_ms`] as a duration.
@@ -141,15 +174,153 @@ pub struct CassandraSettings {
     pub nodes: Vec<String>,
     /// Keyspace of the projections.
     pub keyspace: String,
-    /// Replication factor used when the keyspace is created.
+    /// Copies of each row in [`CassandraSettings::datacenter`] when the keyspace is created
+    /// (`NetworkTopologyStrategy`): 1 on a single node, 3 so that quorum survives a lost node.
     pub replication_factor: u8,
+    /// The datacenter the replicas live in, as the cluster's snitch names it (`SimpleSnitch`:
+    /// `datacenter1`).
+    pub datacenter: String,
+    /// Consistency of every statement, by name, e.g. `local_quorum`; lightweight transactions
+    /// use `LOCAL_SERIAL` for their Paxos phase.
+    pub consistency: String,
     /// How long to wait for the cluster at start.
     pub connect_timeout_ms: u64,
 }
 
+/// The consistency names [`CassandraSettings::consistency`] accepts, and their levels. `any` is
+/// left out: it can only write, and the services read with the same default.
+const CONSISTENCIES: &[(&str, Consistency)] = &[
+    ("one", Consistency::One),
+    ("two", Consistency::Two),
+    ("three", Consistency::Three),
+    ("quorum", Consistency::Quorum),
+    ("all", Consistency::All),
+    ("local_quorum", Consistency::LocalQuorum),
+    ("local_one", Consistency::LocalOne),
+];
+
 impl CassandraSettings {
+    /// The level named by [`CassandraSettings::consistency`].
+    pub fn consistency_level(&self) -> Result<Consistency, InvalidSetting> {
+        let name = self.consistency.to_ascii_lowercase();
+        CONSISTENCIES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, level)| *level)
+            .ok_or(InvalidSetting {
+                section: "cassandra",
+                key: "consistency",
+                reason: "one of one, two, three, quorum, all, local_quorum, local_one",
+            })
+    }
+
+    /// Checks what would otherwise fail later, or smuggle text into the keyspace's CQL.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let check = |ok, key, reason| require("cassandra", ok, key, reason);
+        check(!self.nodes.is_empty(), "nodes", "at least one host:port")?;
+        check(
+            self.replication_factor >= 1,
+            "replication_factor",
+            "at least 1, at most the nodes of the datacenter",
+        )?;
+        let datacenter_ok = !self.datacenter.is_empty()
+            && self.datacenter.len() <= 64
+            && self
+                .datacenter
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        check(
+            datacenter_ok,
+            "datacenter",
+            "1-64 characters of [A-Za-z0-9_-]",
+        )?;
+        self.consistency_level().map(|_| ())
+    }
+
     /// [`CassandraSettings::connect_timeout_ms`] as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared sections as the compiled-in defaults give them.
+    #[derive(Deserialize)]
+    struct Shared {
+        nats: NatsSettings,
+        cassandra: CassandraSettings,
+    }
+
+    fn defaults() -> Shared {
+        Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .build()
+            .and_then(Config::try_deserialize)
+            .unwrap_or_else(|e| panic!("defaults: {e}"))
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        let shared = defaults();
+        assert_eq!(shared.nats.validate(), Ok(()));
+        assert_eq!(shared.nats.replicas, 1);
+        assert_eq!(shared.cassandra.validate(), Ok(()));
+        assert_eq!(
+            shared.cassandra.consistency_level(),
+            Ok(Consistency::LocalQuorum)
+        );
+    }
+
+    #[test]
+    fn several_nats_servers_are_separated_by_commas() {
+        let nats = NatsSettings {
+            url: " nats://127.0.0.1:14221, nats://127.0.0.1:14222,,".into(),
+            ..defaults().nats
+        };
+        assert_eq!(
+            nats.servers(),
+            vec!["nats://127.0.0.1:14221", "nats://127.0.0.1:14222"]
+        );
+        let none = NatsSettings {
+            url: " , ".into(),
+            ..defaults().nats
+        };
+        assert_eq!(none.validate().map_err(|e| e.key), Err("url"));
+    }
+
+    #[test]
+    fn replicas_stay_within_what_jetstream_allows() {
+        let with = |replicas| NatsSettings {
+            replicas,
+            ..defaults().nats
+        };
+        assert_eq!(with(3).validate(), Ok(()));
+        assert_eq!(with(0).validate().map_err(|e| e.key), Err("replicas"));
+        assert_eq!(with(6).validate().map_err(|e| e.key), Err("replicas"));
+        assert_eq!(with(3).event_log().replicas(), 3);
+    }
+
+    #[test]
+    fn cassandra_settings_are_checked() {
+        let with = |f: fn(&mut CassandraSettings)| {
+            let mut settings = defaults().cassandra;
+            f(&mut settings);
+            settings.validate().map_err(|e| e.key)
+        };
+        assert_eq!(with(|s| s.consistency = "LOCAL_ONE".into()), Ok(()));
+        assert_eq!(
+            with(|s| s.consistency = "serial".into()),
+            Err("consistency")
+        );
+        assert_eq!(with(|s| s.consistency = "any".into()), Err("consistency"));
+        assert_eq!(
+            with(|s| s.replication_factor = 0),
+            Err("replication_factor")
+        );
+        assert_eq!(with(|s| s.datacenter = "dc'1".into()), Err("datacenter"));
+        assert_eq!(with(|s| s.nodes.clear()), Err("nodes"));
     }
 }

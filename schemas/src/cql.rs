@@ -47,11 +47,22 @@ pub fn validate_keyspace(name: &str) -> Result<(), InvalidKeyspace> {
 }
 
 /// The statements that create `keyspace` and all its tables; each is safe to run again.
-pub fn schema(keyspace: &str, replication_factor: u8) -> Result<Vec<String>, InvalidKeyspace> {
+///
+/// The keyspace keeps `replication_factor` copies of every row in `datacenter`
+/// (`NetworkTopologyStrategy`, which, unlike `SimpleStrategy`, places them on distinct racks and
+/// lets `LOCAL_QUORUM` and `LOCAL_SERIAL` count replicas per datacenter). An existing keyspace
+/// keeps its replication: changing it is an `ALTER KEYSPACE` followed by a repair.
+pub fn schema(
+    keyspace: &str,
+    datacenter: &str,
+    replication_factor: u8,
+) -> Result<Vec<String>, InvalidKeyspace> {
     validate_keyspace(keyspace)?;
+    // A CQL string literal: a quote is written twice.
+    let datacenter = datacenter.replace('\'', "''");
     let mut statements = vec![format!(
         "CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = \
-         {{'class': 'SimpleStrategy', 'replication_factor': {replication_factor}}}"
+         {{'class': 'NetworkTopologyStrategy', '{datacenter}': {replication_factor}}}"
     )];
     statements.extend(TABLES.iter().map(|t| t.replace("{ks}", keyspace)));
     Ok(statements)
@@ -161,15 +172,22 @@ mod tests {
 
     #[test]
     fn schema_targets_the_given_keyspace() {
-        let statements = schema("t_x", 1).expect("valid");
+        let statements = schema("t_x", "datacenter1", 3).expect("valid");
         assert!(statements[0].starts_with("CREATE KEYSPACE IF NOT EXISTS t_x "));
+        assert!(statements[0].ends_with("{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"));
         assert!(statements[1..].iter().all(|s| s.contains(" t_x.")));
         assert!(statements.iter().all(|s| !s.contains("{ks}")));
     }
 
     #[test]
+    fn a_quote_in_the_datacenter_stays_inside_its_literal() {
+        let statements = schema("t_x", "dc'x", 1).expect("valid");
+        assert!(statements[0].contains("'dc''x': 1}"));
+    }
+
+    #[test]
     fn user_settings_tables_are_created() {
-        let statements = schema("t_x", 1).expect("valid");
+        let statements = schema("t_x", "datacenter1", 1).expect("valid");
         for table in ["push_tokens", "push_token_owners", "room_mutes"] {
             let create = format!("CREATE TABLE IF NOT EXISTS t_x.{table} (");
             assert!(statements.iter().any(|s| s.starts_with(&create)), "{table}");

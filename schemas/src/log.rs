@@ -14,6 +14,7 @@ use crate::ids::{RoomId, UserId};
 pub struct EventLog {
     stream: String,
     prefix: String,
+    replicas: usize,
 }
 
 impl EventLog {
@@ -45,7 +46,19 @@ impl EventLog {
         Self {
             stream: stream.into(),
             prefix: prefix.into(),
+            replicas: 1,
         }
+    }
+
+    /// The same log, its stream kept on `replicas` servers of a NATS cluster (1 by default), so
+    /// it survives the loss of a server when that is 3.
+    pub fn with_replicas(self, replicas: usize) -> Self {
+        Self { replicas, ..self }
+    }
+
+    /// On how many servers the stream keeps its events.
+    pub fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// The JetStream stream that holds the log.
@@ -113,6 +126,7 @@ impl EventLog {
             duplicate_window: Self::DUPLICATE_WINDOW,
             max_message_size: Self::MAX_EVENT_BYTES,
             allow_direct: true,
+            num_replicas: self.replicas,
             ..Default::default()
         }
     }
@@ -132,6 +146,8 @@ mod tests {
         assert_eq!(log.room_of_subject(&log.room_subject(&room)), Some(room));
         assert_eq!(log.room_of_subject("chat.room.x"), None);
         assert_eq!(log.stream_config().subjects, vec!["t1.chat.room.*"]);
+        assert_eq!(log.stream_config().num_replicas, 1);
+        assert_eq!(log.clone().with_replicas(3).stream_config().num_replicas, 3);
         assert_eq!(
             log.view_room_subject(&room),
             format!("t1.chat.view.room.{room}")

@@ -30,10 +30,11 @@ install_cassandra() {
   cassandra_installed || die "classpath $CASSANDRA_CP is incomplete"
 }
 
-# JVM options: the JDK 17 module flags of Cassandra's conf/jvm17-server.options, a small fixed
-# heap (the stock formula would pick 6 GB), and the fast-start flags for a single node.
-cassandra_jvm_opts() {
-  local heap="${CHAT_CASSANDRA_HEAP:-1g}" m
+# cassandra_jvm_base_opts HEAP: the JVM options every node needs: the JDK 17 module flags of
+# Cassandra's conf/jvm17-server.options and a small fixed heap (the stock formula would pick 6 GB).
+# scripts/lib/cluster.sh adds its own per-node options to these.
+cassandra_jvm_base_opts() {
+  local heap="$1" m
   local -a opts=(
     "-Xms$heap" "-Xmx$heap" -Xss256k
     -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1 -XX:MaxGCPauseMillis=300
@@ -55,7 +56,14 @@ cassandra_jvm_opts() {
     java.base/java.util java.base/java.nio; do
     opts+=(--add-opens "$m=ALL-UNNAMED")
   done
-  opts+=(
+  printf '%s\n' "${opts[@]}"
+}
+
+# JVM options of the single node: the base ones, its paths and the fast-start flags of a node
+# that is alone in its ring.
+cassandra_jvm_opts() {
+  cassandra_jvm_base_opts "${CHAT_CASSANDRA_HEAP:-1g}"
+  local -a opts=(
     "-Dcassandra.config=file://$CASSANDRA_CONF/cassandra.yaml" # a URI, not a plain path
     "-Dcassandra.storagedir=$DATA_DIR/cassandra"
     "-Dcassandra.logdir=$LOG_DIR/cassandra"
@@ -72,12 +80,23 @@ cassandra_jvm_opts() {
   printf '%s\n' "${opts[@]}"
 }
 
-# Ready when the native protocol answers: an OPTIONS request (v4: version 04, flags 00,
-# stream 0000, opcode 05, body length 0) must get a SUPPORTED response (version 84, opcode 06).
+# check_cassandra_java: dies unless $JAVA is a JDK Cassandra 5.0 runs on (11 or 17).
+check_cassandra_java() {
+  local jv
+  jv="$("$JAVA" -XshowSettings:properties -version 2>&1 | awk '/java.specification.version/ {print $3}')"
+  [[ "$jv" == 11 || "$jv" == 17 ]] ||
+    die "Cassandra 5.0 needs JDK 11 or 17; '$JAVA' is '${jv:-missing}' (set JAVA_HOME)"
+}
+
+# cql_ready [HOST]: the native protocol answers on HOST:9042 (default 127.0.0.1): an OPTIONS
+# request (v4: version 04, flags 00, stream 0000, opcode 05, body length 0) must get a SUPPORTED
+# response (version 84, opcode 06).
 cql_ready() {
   local -a reply
-  read -r -a reply < <(timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/9042 &&
-    printf "\x04\x00\x00\x00\x05\x00\x00\x00\x00" >&3 && head -c 5 <&3 | od -An -tx1' 2>/dev/null)
+  # shellcheck disable=SC2016 # $0 belongs to the inner shell
+  read -r -a reply < <(timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/9042" &&
+    printf "\x04\x00\x00\x00\x05\x00\x00\x00\x00" >&3 && head -c 5 <&3 | od -An -tx1' \
+    "${1:-127.0.0.1}" 2>/dev/null)
   [[ "${reply[0]:-}" == 84 && "${reply[4]:-}" == 06 ]]
 }
 
@@ -85,10 +104,7 @@ cql_ready() {
 start_cassandra() {
   if ! already_running cassandra 9042; then
     cassandra_installed || install_cassandra
-    local jv
-    jv="$("$JAVA" -XshowSettings:properties -version 2>&1 | awk '/java.specification.version/ {print $3}')"
-    [[ "$jv" == 11 || "$jv" == 17 ]] ||
-      die "Cassandra 5.0 needs JDK 11 or 17; '$JAVA' is '${jv:-missing}' (set JAVA_HOME)"
+    check_cassandra_java
     mkdir -p "$DATA_DIR/cassandra" "$LOG_DIR/cassandra" "$LOCAL_DIR/cassandra/"{tmp,triggers}
     local -a opts
     mapfile -t opts < <(cassandra_jvm_opts)

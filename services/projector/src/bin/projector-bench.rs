@@ -131,7 +131,7 @@ async fn bench(
     let log = settings.nats.event_log();
     let keyspace = &settings.cassandra.keyspace;
     connect::event_stream(js, &log).await?;
-    connect::apply_schema(session, keyspace, settings.cassandra.replication_factor).await?;
+    connect::apply_schema(session, keyspace, &settings.cassandra).await?;
     let store = Store::prepare(Arc::clone(session), keyspace).await?;
     let max_in_flight = settings.projector.max_in_flight;
 
