@@ -6,11 +6,13 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use chat_schemas::{cql, EventLog};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::SerialConsistency;
 
+use crate::redis_connection::RedisConnection;
 use crate::settings::{CassandraSettings, InvalidSetting, NatsSettings, RedisSettings};
 
 /// A server could not be reached or prepared.
@@ -120,8 +122,32 @@ pub async fn event_stream(
     Ok(stream)
 }
 
-/// Connects to Redis with a connection that reconnects by itself after failures.
-pub async fn redis(settings: &RedisSettings) -> Result<ConnectionManager, ConnectError> {
+/// Connects to Redis — to the cluster of `[redis] nodes` when there are any, else to `url` —
+/// with a connection that reconnects (and, on a cluster, follows failovers) by itself.
+pub async fn redis(settings: &RedisSettings) -> Result<RedisConnection, ConnectError> {
+    if settings.nodes.is_empty() {
+        return Ok(RedisConnection::Single(redis_single(settings).await?));
+    }
+    let error = |source| ConnectError::Redis {
+        url: settings.nodes.join(","),
+        source,
+    };
+    let client = ClusterClient::builder(settings.nodes.iter().map(String::as_str))
+        .connection_timeout(settings.connect_timeout())
+        .response_timeout(settings.connect_timeout())
+        .build()
+        .map_err(error)?;
+    let mut connection =
+        RedisConnection::Cluster(client.get_async_connection().await.map_err(error)?);
+    redis::cmd("PING")
+        .query_async::<String>(&mut connection)
+        .await
+        .map_err(error)?;
+    Ok(connection)
+}
+
+/// Connects to the single Redis at `url`.
+async fn redis_single(settings: &RedisSettings) -> Result<ConnectionManager, ConnectError> {
     let error = |source| ConnectError::Redis {
         url: settings.url.clone(),
         source,

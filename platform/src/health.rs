@@ -15,13 +15,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::redis_connection::RedisConnection;
 use async_nats::jetstream;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
 use scylla::client::session::Session;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -145,7 +145,7 @@ pub async fn nats(
 }
 
 /// Redis answers PING.
-pub async fn redis(connection: &ConnectionManager) -> Check {
+pub async fn redis(connection: &RedisConnection) -> Check {
     let mut connection = connection.clone();
     within(async move {
         redis::cmd("PING")

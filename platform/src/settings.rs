@@ -37,6 +37,7 @@ pub fn load<T: DeserializeOwned>(service_defaults: &str) -> Result<T, SettingsEr
                 .separator("__")
                 .list_separator(",")
                 .with_list_parse_key("cassandra.nodes")
+                .with_list_parse_key("redis.nodes")
                 .try_parsing(true),
         )
         .build()?;
@@ -152,8 +153,12 @@ impl NatsSettings {
 /// Where presence and read state live.
 #[derive(Debug, Clone, Deserialize)]
 pub struct RedisSettings {
-    /// Redis URL.
+    /// Redis URL of a single server (or primary).
     pub url: String,
+    /// A Redis Cluster's nodes (`redis://host:port`, some or all: the rest is discovered);
+    /// when not empty, `url` is not used.
+    #[serde(default)]
+    pub nodes: Vec<String>,
     /// Prefix for every key (empty in production).
     pub key_prefix: String,
     /// How long to wait for the server at start.

@@ -61,7 +61,12 @@ impl TestApp {
     /// Starts a projector, a receipts worker and an edge whose settings `configure` may adjust
     /// first.
     pub async fn start_with(configure: impl FnOnce(&mut edge::Settings)) -> Self {
-        let env = TestEnv::new().await;
+        Self::start_in(TestEnv::new().await, configure).await
+    }
+
+    /// Starts a projector, a receipts worker and an edge on `env`, the edge's settings adjusted
+    /// by `configure` first.
+    pub async fn start_in(env: TestEnv, configure: impl FnOnce(&mut edge::Settings)) -> Self {
         let mut edge_settings =
             edge::Settings::load().unwrap_or_else(|e| panic!("edge settings: {e}"));
         edge_settings.nats = env.nats_settings.clone();

@@ -104,6 +104,34 @@ impl PrivateServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// A Redis Cluster node with no persistence on a free port, its cluster state under `dir`;
+    /// it serves keys once [`crate::redis_cluster::RedisCluster`] gave it slots.
+    pub fn redis_cluster_node(dir: &std::path::Path) -> Self {
+        let port = free_port();
+        let args = [
+            "--port".to_owned(),
+            port.to_string(),
+            "--save".to_owned(),
+            String::new(),
+            "--appendonly".to_owned(),
+            "no".to_owned(),
+            "--cluster-enabled".to_owned(),
+            "yes".to_owned(),
+            "--cluster-node-timeout".to_owned(),
+            "2000".to_owned(),
+            "--cluster-config-file".to_owned(),
+            dir.join(format!("nodes-{port}.conf")).display().to_string(),
+            "--dir".to_owned(),
+            dir.display().to_string(),
+        ];
+        Self::start(port, "redis-server".into(), &args, None)
+    }
+
+    /// The port this server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// `nats://` URL of this server.
     pub fn nats_url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)

@@ -9,15 +9,16 @@ mod app;
 pub mod health;
 mod process;
 pub mod push;
+pub mod redis_cluster;
 pub mod stomp;
 
 use std::sync::Arc;
 
 use async_nats::jetstream;
 use chat_platform::connect;
+use chat_platform::redis_connection::RedisConnection;
 use chat_platform::settings::{self, CassandraSettings, NatsSettings, RedisSettings};
 use chat_schemas::EventLog;
-use redis::aio::ConnectionManager;
 use scylla::client::session::Session;
 
 pub use app::{send, TestApp};
@@ -40,7 +41,7 @@ pub struct TestEnv {
     /// JetStream on that connection; the test's stream already exists.
     pub jetstream: jetstream::Context,
     /// A Redis connection.
-    pub redis: ConnectionManager,
+    pub redis: RedisConnection,
     /// A Cassandra session; the test's keyspace and tables already exist.
     pub cassandra: Arc<Session>,
 }
@@ -93,6 +94,19 @@ impl TestEnv {
         }
     }
 
+    /// The same environment with its Redis state on `redis` (e.g. a Redis Cluster) instead of
+    /// the shared server, under the same key prefix.
+    pub async fn on_redis(mut self, redis: RedisSettings) -> Self {
+        self.redis_settings = RedisSettings {
+            key_prefix: self.redis_settings.key_prefix.clone(),
+            ..redis
+        };
+        self.redis = connect::redis(&self.redis_settings)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        self
+    }
+
     /// The Redis key `name` under this test's prefix.
     pub fn redis_key(&self, name: &str) -> String {
         format!("{}{name}", self.redis_settings.key_prefix)
@@ -111,6 +125,10 @@ impl TestEnv {
                 self.nats_settings.subject_prefix.clone(),
             ),
             ("CHAT_REDIS__URL".into(), self.redis_settings.url.clone()),
+            (
+                "CHAT_REDIS__NODES".into(),
+                self.redis_settings.nodes.join(","),
+            ),
             (
                 "CHAT_REDIS__KEY_PREFIX".into(),
                 self.redis_settings.key_prefix.clone(),
@@ -157,11 +175,7 @@ async fn remove_everything(nats: NatsSettings, redis: RedisSettings, cassandra: 
     }
     if let Ok(mut conn) = connect::redis(&redis).await {
         let pattern = format!("{}*", redis.key_prefix);
-        let keys: Vec<String> = match redis::cmd("KEYS")
-            .arg(&pattern)
-            .query_async(&mut conn)
-            .await
-        {
+        let keys: Vec<String> = match conn.keys_matching(&pattern).await {
             Ok(keys) => keys,
             Err(e) => {
                 eprintln!("cleanup: list redis keys {pattern}: {e}");

@@ -124,7 +124,11 @@ async fn wait_for_badge(app: &TestApp, user: &str, expected: u64) {
 }
 
 /// Waits until some worker holds the partition lease (or, with `held == false`, none does).
-async fn wait_for_lease(redis: &mut redis::aio::ConnectionManager, key: &str, held: bool) {
+async fn wait_for_lease(
+    redis: &mut chat_platform::redis_connection::RedisConnection,
+    key: &str,
+    held: bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let exists: bool = redis::cmd("EXISTS")

@@ -157,7 +157,7 @@ fn readiness(
     nats: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     stream: String,
-    redis: redis::aio::ConnectionManager,
+    redis: chat_platform::redis_connection::RedisConnection,
     session: Arc<scylla::client::session::Session>,
     shutdown: CancellationToken,
 ) -> Probe {

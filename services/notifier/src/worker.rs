@@ -15,10 +15,10 @@ use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::AckKind;
 use chat_platform::connect::{self, ConnectError};
 use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report};
+use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{decode, Envelope};
 use futures::StreamExt;
 use receipts::{ReadKeys, UnreadCounts};
-use redis::aio::ConnectionManager;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -71,7 +71,7 @@ type PushFuture<'a> =
 
 /// What every event task shares.
 struct Shared {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     keys: ReadKeys,
     unread: UnreadCounts,
     directory: Directory,

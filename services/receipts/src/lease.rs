@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use chat_platform::redis_connection::RedisConnection;
 use redis::RedisResult;
 use tokio_util::sync::CancellationToken;
 
@@ -29,7 +29,7 @@ return 0";
 
 /// A held partition lease.
 pub struct Lease {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     key: String,
     holder: String,
     epoch: u64,
@@ -43,7 +43,7 @@ impl Lease {
     /// `epochs`, one counter for every partition, so a room that moves to another partition
     /// (a changed partition count) is fenced by epochs that still only grow.
     pub async fn try_acquire(
-        redis: &ConnectionManager,
+        redis: &RedisConnection,
         key: String,
         epochs: String,
         ttl: Duration,
@@ -118,7 +118,7 @@ impl Drop for Lease {
 /// Renews every third of `ttl`; gives up (cancelling `lost`) when the lease is someone else's
 /// or could not be renewed for longer than `ttl`.
 async fn renew(
-    mut redis: ConnectionManager,
+    mut redis: RedisConnection,
     key: String,
     holder: String,
     ttl: Duration,

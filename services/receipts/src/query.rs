@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{RoomId, UserId};
-use redis::aio::ConnectionManager;
 use redis::RedisError;
 
 use crate::keys::ReadKeys;
@@ -83,14 +83,14 @@ struct Scripts {
 /// Read-only access to unread counts and sets.
 #[derive(Clone)]
 pub struct UnreadCounts {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     keys: ReadKeys,
     scripts: Arc<Scripts>,
 }
 
 impl UnreadCounts {
     /// Reads under `keys`.
-    pub fn new(redis: ConnectionManager, keys: ReadKeys) -> Self {
+    pub fn new(redis: RedisConnection, keys: ReadKeys) -> Self {
         let scripts = Scripts {
             message_counts: redis::Script::new(MESSAGE_COUNTS),
             missing: redis::Script::new(MISSING),
@@ -148,29 +148,38 @@ impl UnreadCounts {
         if rooms.is_empty() {
             return Ok(HashMap::new());
         }
-        let mut pipe = redis::pipe();
-        for room in rooms {
-            let keys = self.keys.room(room);
-            pipe.cmd("EVALSHA")
-                .arg(self.scripts.room_count.get_hash())
-                .arg(3)
-                .arg(&keys.room)
-                .arg(&keys.positions)
-                .arg(&keys.bases)
-                .arg(user.as_str());
-        }
-        let mut redis = self.redis.clone();
-        let counts: Vec<u64> = match pipe.query_async(&mut redis).await {
+        let reads = |rooms: &[RoomId]| {
+            rooms
+                .iter()
+                .map(|room| {
+                    let keys = self.keys.room(room);
+                    let mut call = redis::cmd("EVALSHA");
+                    call.arg(self.scripts.room_count.get_hash())
+                        .arg(3)
+                        .arg(&keys.room)
+                        .arg(&keys.positions)
+                        .arg(&keys.bases)
+                        .arg(user.as_str());
+                    (keys.room, call)
+                })
+                .collect::<Vec<_>>()
+        };
+        let replies = match self.redis.pipeline(reads(rooms)).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 redis::cmd("SCRIPT")
                     .arg("LOAD")
                     .arg(ROOM_COUNT)
-                    .query_async::<String>(&mut redis)
+                    .query_async::<String>(&mut self.redis.clone())
                     .await?;
-                pipe.query_async(&mut redis).await?
+                self.redis.pipeline(reads(rooms)).await?
             }
             other => other?,
         };
+        let counts: Vec<u64> = replies
+            .iter()
+            .map(redis::from_redis_value_ref)
+            .collect::<Result<_, _>>()
+            .map_err(redis::RedisError::from)?;
         Ok(rooms
             .iter()
             .zip(counts)

@@ -6,16 +6,16 @@
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::Context;
 use chat_platform::append;
+use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{encode, ChatEvent, Envelope, EventLog, RoomId, UserId};
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 
 use crate::keys::ReadKeys;
 use crate::partition::partition_of;
 
 /// Finds dead edges and appends OUT events for their users.
 pub struct Reaper {
-    pub(crate) redis: ConnectionManager,
+    pub(crate) redis: RedisConnection,
     pub(crate) keys: ReadKeys,
     pub(crate) jetstream: Context,
     pub(crate) log: EventLog,
@@ -54,11 +54,23 @@ impl Reaper {
         if edges.is_empty() {
             return Ok(0);
         }
-        let mut pipe = redis::pipe();
-        for edge in &edges {
-            pipe.cmd("EXISTS").arg(self.keys.edge_alive(edge));
-        }
-        let alive: Vec<bool> = pipe.query_async(&mut self.redis).await?;
+        let checks = edges
+            .iter()
+            .map(|edge| {
+                let key = self.keys.edge_alive(edge);
+                let mut exists = redis::cmd("EXISTS");
+                exists.arg(&key);
+                (key, exists)
+            })
+            .collect();
+        let alive: Vec<bool> = self
+            .redis
+            .pipeline(checks)
+            .await?
+            .iter()
+            .map(redis::from_redis_value_ref)
+            .collect::<Result<_, _>>()
+            .map_err(redis::RedisError::from)?;
         let mut appended = 0;
         for (edge, alive) in edges.iter().zip(alive) {
             if alive {

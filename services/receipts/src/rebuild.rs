@@ -147,29 +147,16 @@ pub async fn rebuild(settings: &Settings) -> Result<RebuildReport, WorkerError> 
 
 /// Deletes every `rs:*` key of the deployment.
 async fn delete_state(
-    redis: &mut redis::aio::ConnectionManager,
+    redis: &mut chat_platform::redis_connection::RedisConnection,
     keys: &ReadKeys,
 ) -> Result<u64, redis::RedisError> {
-    let mut cursor: u64 = 0;
+    let found = redis.keys_matching(&keys.state_pattern()).await?;
     let mut deleted = 0;
-    loop {
-        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(keys.state_pattern())
-            .arg("COUNT")
-            .arg(1_000)
-            .query_async(redis)
+    for chunk in found.chunks(1_000) {
+        deleted += redis::cmd("DEL")
+            .arg(chunk)
+            .query_async::<u64>(redis)
             .await?;
-        if !found.is_empty() {
-            deleted += redis::cmd("DEL")
-                .arg(&found)
-                .query_async::<u64>(redis)
-                .await?;
-        }
-        if next == 0 {
-            return Ok(deleted);
-        }
-        cursor = next;
     }
+    Ok(deleted)
 }

@@ -6,8 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{ChatEvent, Envelope, MessageId, RoomId, UserId};
-use redis::aio::ConnectionManager;
 use redis::{RedisError, Value};
 
 use crate::keys::{ReadKeys, RoomKeys};
@@ -115,7 +115,7 @@ pub enum Outcome {
 
 /// The read state in Redis, written in log order.
 pub struct ReadState {
-    redis: ConnectionManager,
+    redis: RedisConnection,
     keys: ReadKeys,
     apply: redis::Script,
     load: redis::Script,
@@ -126,7 +126,7 @@ pub struct ReadState {
 
 impl ReadState {
     /// Writes under `keys`.
-    pub fn new(redis: ConnectionManager, keys: ReadKeys) -> Self {
+    pub fn new(redis: RedisConnection, keys: ReadKeys) -> Self {
         Self {
             redis,
             keys,
@@ -180,14 +180,17 @@ impl ReadState {
         self.load_rooms(events, epoch).await?;
 
         let (entered, exited) = edge_presence(events);
-        let mut pipe = redis::pipe();
+        let mut before = Vec::new();
         for (edge, entry) in &entered {
-            pipe.cmd("SADD").arg(self.keys.edges()).arg(edge).ignore();
-            pipe.cmd("SADD")
-                .arg(self.keys.edge_presence(edge))
-                .arg(entry)
-                .ignore();
+            let mut add = redis::cmd("SADD");
+            add.arg(self.keys.edges()).arg(edge);
+            before.push((self.keys.edges(), add));
+            let index = self.keys.edge_presence(edge);
+            let mut add = redis::cmd("SADD");
+            add.arg(&index).arg(entry);
+            before.push((index, add));
         }
+        let mut scripts = Vec::with_capacity(events.len());
         for event in events {
             let record = fence.is_some() && event.seq > silent_until;
             let room = self.keys.room(&event.envelope.room_id);
@@ -198,15 +201,16 @@ impl ReadState {
                 .arg(if record { "1" } else { "0" })
                 .arg(event.seq);
             operation(&event.envelope, &mut call);
-            pipe.add_command(call);
+            scripts.push((room.room, call));
         }
+        let mut after = Vec::new();
         for (edge, entry) in &exited {
-            pipe.cmd("SREM")
-                .arg(self.keys.edge_presence(edge))
-                .arg(entry)
-                .ignore();
+            let index = self.keys.edge_presence(edge);
+            let mut remove = redis::cmd("SREM");
+            remove.arg(&index).arg(entry);
+            after.push((index, remove));
         }
-        let replies: Vec<Value> = pipe.query_async(&mut self.redis).await?;
+        let replies = self.in_order(before, scripts, after).await?;
         if replies.len() != events.len() {
             return Err(ReadStateError::Answer(format!(
                 "{} replies to {} events",
@@ -221,6 +225,32 @@ impl ReadState {
             outcomes.push(self.outcome(&event.envelope.room_id, applied, publish)?);
         }
         Ok(outcomes)
+    }
+
+    /// Runs `before`, then `scripts`, then `after`, and returns the scripts' replies. One round
+    /// trip on a single Redis, where a pipeline keeps its order; three on a cluster, where
+    /// commands of different slots go to different nodes concurrently.
+    async fn in_order(
+        &mut self,
+        before: Vec<(String, redis::Cmd)>,
+        scripts: Vec<(String, redis::Cmd)>,
+        after: Vec<(String, redis::Cmd)>,
+    ) -> Result<Vec<Value>, ReadStateError> {
+        if !self.redis.is_cluster() {
+            let skip = before.len();
+            let count = scripts.len();
+            let all = before.into_iter().chain(scripts).chain(after).collect();
+            let replies = self.redis.pipeline(all).await?;
+            return Ok(replies.into_iter().skip(skip).take(count).collect());
+        }
+        if !before.is_empty() {
+            self.redis.pipeline(before).await?;
+        }
+        let replies = self.redis.pipeline(scripts).await?;
+        if !after.is_empty() {
+            self.redis.pipeline(after).await?;
+        }
+        Ok(replies)
     }
 
     /// Loads the rooms of `events` not held in memory, in one round trip, fencing each with
@@ -241,7 +271,7 @@ impl ReadState {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut loads = Vec::with_capacity(missing.len());
         for room in &missing {
             let keys = self.keys.room(room);
             let mut call = redis::cmd("EVALSHA");
@@ -253,9 +283,9 @@ impl ReadState {
                 .arg(&keys.outcomes)
                 .arg(&keys.fence)
                 .arg(epoch);
-            pipe.add_command(call);
+            loads.push((keys.room, call));
         }
-        let replies: Vec<Value> = pipe.query_async(&mut self.redis).await?;
+        let replies = self.redis.pipeline(loads).await?;
         for (room, reply) in missing.into_iter().zip(replies) {
             let Loaded {
                 mut counts,
@@ -343,26 +373,28 @@ impl ReadState {
             let seq = upto.entry(&event.envelope.room_id).or_default();
             *seq = (*seq).max(event.seq);
         }
-        let mut pipe = redis::pipe();
+        let mut marks = Vec::with_capacity(upto.len() + 1);
         for (room, seq) in upto {
             let keys = self.keys.room(room);
-            pipe.cmd("EVALSHA")
-                .arg(self.published.get_hash())
+            let mut call = redis::cmd("EVALSHA");
+            call.arg(self.published.get_hash())
                 .arg(2)
                 .arg(&keys.fence)
                 .arg(&keys.outcomes)
                 .arg(fence.epoch)
                 .arg(seq);
+            marks.push((keys.fence, call));
         }
-        pipe.cmd("EVALSHA")
-            .arg(self.progress.get_hash())
+        let mut call = redis::cmd("EVALSHA");
+        call.arg(self.progress.get_hash())
             .arg(2)
             .arg(&fence.key)
             .arg(self.keys.progress(consumer))
             .arg(&fence.holder)
             .arg(last);
-        let marked: Vec<i64> = pipe.query_async(&mut self.redis).await?;
-        if marked.iter().all(|m| *m == 1) {
+        marks.push((fence.key.clone(), call));
+        let marked = self.redis.pipeline(marks).await?;
+        if marked.iter().all(|m| *m == Value::Int(1)) {
             Ok(())
         } else {
             Err(ReadStateError::Fenced)

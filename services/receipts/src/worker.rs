@@ -16,9 +16,9 @@ use async_nats::Client;
 use chat_platform::backoff::Backoff;
 use chat_platform::connect::{self, ConnectError};
 use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report};
+use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{decode, EventLog};
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use tokio_util::sync::CancellationToken;
 
 use crate::keys::ReadKeys;
@@ -152,7 +152,7 @@ fn readiness(
     client: Client,
     jetstream: async_nats::jetstream::Context,
     stream: String,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     activity: Arc<Activity>,
     active: Arc<AtomicBool>,
 ) -> Probe {
@@ -182,7 +182,7 @@ fn readiness(
 /// Waits as a standby until the partition's lease is free, trying every `standby_poll_ms`
 /// (also through a Redis outage); `None` when shut down first.
 async fn acquire(
-    redis: &ConnectionManager,
+    redis: &RedisConnection,
     keys: &ReadKeys,
     consumer: &str,
     config: &ReceiptsSettings,
@@ -232,7 +232,7 @@ async fn reap_forever(mut reaper: Reaper, every: Duration, stop: CancellationTok
 /// the consumer and that silent limit.
 async fn durable_consumer(
     stream: &Stream,
-    mut redis: ConnectionManager,
+    mut redis: RedisConnection,
     keys: &ReadKeys,
     config: &ReceiptsSettings,
     log: &EventLog,

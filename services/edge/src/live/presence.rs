@@ -21,10 +21,10 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::Context;
 use chat_platform::append;
 use chat_platform::backoff::Backoff;
+use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{encode, ChatEvent, Envelope, EventLog, RoomId, UserId};
 use futures::StreamExt;
 use receipts::ReadKeys;
-use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +48,7 @@ pub struct Presence {
     stored: Notify,
     jetstream: Context,
     log: EventLog,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     keys: ReadKeys,
     ttl: Duration,
     stop: CancellationToken,
@@ -65,7 +65,7 @@ impl Presence {
     pub async fn start(
         jetstream: Context,
         log: EventLog,
-        redis: ConnectionManager,
+        redis: RedisConnection,
         keys: ReadKeys,
         every: Duration,
         ttl: Duration,

@@ -27,10 +27,12 @@
 //!    same way (`HINCRBY` chats, `ZSCORE` of the sender, `ZCOUNT` of the positions below the
 //!    message, `HINCRBY` of an absent sender's base, `ZADD` of the unread entry, `HSET` of
 //!    applied/shown, `HSET` of an outcome). Where the time goes: the same CHATs applied without a
-//!    fence (no outcome recorded, no feed counts), Redis's main-thread CPU and the time spent in
-//!    `EVALSHA` (`INFO cpu`, `INFO commandstats`) around each apply, and the feed counts alone
-//!    (`RoomCounts::unread_counts` of the room, timed in this process). Also printed: the room's
-//!    state at the end, per member and per unread message.
+//!    fence (no outcome recorded, no feed counts), a script that does nothing called as
+//!    `apply.lua` is (the cost of calling Lua at all), Redis's main-thread CPU and the time spent
+//!    in `EVALSHA` (`INFO cpu`, `INFO commandstats`) around each batch, and the feed counts alone
+//!    (`RoomCounts::unread_counts` of the room, timed in this process). Each way has a room of
+//!    its own and they take turns batch by batch. Also printed: the room's state at the end, per
+//!    member and per unread message.
 //! 2. **Entering a room with a backlog**: in a room of 10, one member misses `--backlog` (1,000)
 //!    CHATs, then enters: the latency of that single INFO applied alone, `--repeats` (100) times
 //!    with fresh rooms, once with four other members absent too (the unread entries stay) and
@@ -47,7 +49,8 @@
 //!    that it does not grow with the readers missing), per outcome recorded before it is marked
 //!    published, and per message once every absent member has entered and left again.
 //!
-//! Settings load as for the worker (`config/default.toml`, `CHAT_CONFIG`, `CHAT_*`). Everything
+//! Settings load as for the worker (`config/default.toml`, `CHAT_CONFIG`, `CHAT_*`); it needs a
+//! single Redis (`[redis] url`), not a cluster: it reads one server's `INFO`. Everything
 //! is written under a throwaway key prefix `bench-<id>:`, deleted again at the end. User ids are
 //! 15 characters (`user000001.0000`); memory grows with their length.
 
@@ -56,12 +59,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use chat_platform::connect;
+use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{ChatEvent, Envelope, RoomId, RoomKind, UserId};
 use receipts::keys::RoomKeys;
 use receipts::room_counts::{Member, Position, RoomCounts};
 use receipts::state::Fence;
 use receipts::{LoggedEvent, Outcome, ReadKeys, ReadState, Settings};
-use redis::aio::ConnectionManager;
 use uuid::Uuid;
 
 /// Printed for `--help` and after a bad argument.
@@ -202,6 +205,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let settings = Settings::load().context("loading settings")?;
     let redis = connect::redis(&settings.redis).await?;
+    // SCAN, INFO and MEMORY answer for one node, and the raw pipelines mix slots.
+    ensure!(
+        !redis.is_cluster(),
+        "receipts-bench measures a single Redis: unset [redis] nodes (CHAT_REDIS__NODES)"
+    );
     let id = &Uuid::new_v4().simple().to_string()[..8];
     let mut bench = Bench {
         redis,
@@ -286,8 +294,8 @@ async fn run(bench: &mut Bench, options: &Options) -> anyhow::Result<Results> {
 
 /// The connection, the run's key prefix and the log being made up.
 struct Bench {
-    /// The Redis under test.
-    redis: ConnectionManager,
+    /// The Redis under test (a single server).
+    redis: RedisConnection,
     /// `bench-<id>:` under the deployment's prefix; everything written is under it.
     prefix: String,
     /// The last stream sequence handed out: sequences only grow, as in the log.

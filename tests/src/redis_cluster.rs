@@ -1,0 +1,106 @@
+//! A private Redis Cluster for a test: its own servers on free ports, slots spread evenly over
+//! the primaries, gone when dropped. Made with plain cluster commands (`CLUSTER ADDSLOTSRANGE`,
+//! `CLUSTER MEET`), so it needs only `redis-server`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chat_platform::settings::RedisSettings;
+
+use crate::health::PrivateServer;
+
+/// Hash slots of a Redis Cluster.
+const SLOTS: u16 = 16_384;
+
+/// Primaries of a test cluster, no replicas.
+pub struct RedisCluster {
+    nodes: Vec<PrivateServer>,
+    dir: PathBuf,
+}
+
+impl RedisCluster {
+    /// Starts `primaries` servers and joins them into one cluster covering every slot; panics
+    /// when it is not `cluster_state:ok` within 20 s.
+    pub async fn start(primaries: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "chat-redis-cluster-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let nodes: Vec<PrivateServer> = (0..primaries)
+            .map(|_| PrivateServer::redis_cluster_node(&dir))
+            .collect();
+        let cluster = Self { nodes, dir };
+        let per_node = SLOTS / primaries;
+        for (i, node) in (0_u16..).zip(&cluster.nodes) {
+            let first = i * per_node;
+            let last = if i + 1 == primaries {
+                SLOTS - 1
+            } else {
+                first + per_node - 1
+            };
+            let mut conn = connection(node.port()).await;
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(first)
+                .arg(last)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("ADDSLOTSRANGE: {e}"));
+            if i > 0 {
+                let mut first_node = connection(cluster.nodes[0].port()).await;
+                let _: () = redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(node.port())
+                    .query_async(&mut first_node)
+                    .await
+                    .unwrap_or_else(|e| panic!("MEET: {e}"));
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for node in &cluster.nodes {
+            let mut conn = connection(node.port()).await;
+            loop {
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("CLUSTER INFO: {e}"));
+                if info.contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "cluster not ok: {info}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        cluster
+    }
+
+    /// Settings that point a service at this cluster.
+    pub fn settings(&self) -> RedisSettings {
+        RedisSettings {
+            url: String::new(),
+            nodes: self.nodes.iter().map(PrivateServer::redis_url).collect(),
+            key_prefix: String::new(),
+            connect_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Drop for RedisCluster {
+    /// The servers stop with their [`PrivateServer`]s; their cluster state goes too.
+    fn drop(&mut self) {
+        self.nodes.clear();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A plain connection to one node, for the cluster commands.
+async fn connection(port: u16) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("node {port}: {e}"))
+}
