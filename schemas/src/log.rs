@@ -66,6 +66,12 @@ impl EventLog {
         &self.stream
     }
 
+    /// The key-value bucket holding the projector leases of this deployment (one key per
+    /// projector name), named after the stream so every deployment (and test) has its own.
+    pub fn lease_bucket(&self) -> String {
+        format!("{}_LEASES", self.stream)
+    }
+
     /// `chat.room.{roomId}`: where every stored event of a room is published.
     pub fn room_subject(&self, room: &RoomId) -> String {
         format!("{}chat.room.{room}", self.prefix)
@@ -146,6 +152,7 @@ mod tests {
         assert_eq!(log.room_of_subject(&log.room_subject(&room)), Some(room));
         assert_eq!(log.room_of_subject("chat.room.x"), None);
         assert_eq!(log.stream_config().subjects, vec!["t1.chat.room.*"]);
+        assert_eq!(log.lease_bucket(), "CHAT_T1_LEASES");
         assert_eq!(log.stream_config().num_replicas, 1);
         assert_eq!(log.clone().with_replicas(3).stream_config().num_replicas, 3);
         assert_eq!(

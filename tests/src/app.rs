@@ -20,6 +20,7 @@ pub struct TestApp {
     pub edge_settings: edge::Settings,
     http: reqwest::Client,
     tasks: Vec<JoinHandle<()>>,
+    projector: Option<Stoppable>,
     receipts: Option<Stoppable>,
     notifier: Option<Stoppable>,
 }
@@ -81,10 +82,11 @@ impl TestApp {
             edge_settings,
             http: reqwest::Client::new(),
             tasks: Vec::new(),
+            projector: None,
             receipts: None,
             notifier: None,
         };
-        app.tasks.push(app.spawn_projector());
+        app.start_projector();
         app.start_receipts();
         let (url, task) = app.spawn_edge().await;
         app.base_url = url;
@@ -92,17 +94,23 @@ impl TestApp {
         app
     }
 
-    /// Starts the projector on this environment in the background.
-    fn spawn_projector(&self) -> JoinHandle<()> {
+    /// Starts the projector on this environment in the background (it runs from the start
+    /// unless [`TestApp::stop_projector`] stopped it).
+    fn start_projector(&mut self) {
         let mut settings =
             projector::Settings::load().unwrap_or_else(|e| panic!("projector settings: {e}"));
         settings.nats = self.env.nats_settings.clone();
         settings.cassandra = self.env.cassandra_settings.clone();
         settings.projector.health_listen = String::new();
-        spawn_logged(
-            "projector",
-            projector::run(settings, std::future::pending()),
-        )
+        self.projector = Some(spawn_stoppable("projector", |stopped| {
+            projector::run(settings, stopped)
+        }));
+    }
+
+    /// Stops the in-process projector gracefully (it releases its lease), so that projector
+    /// processes started by a test can take over.
+    pub async fn stop_projector(&mut self) {
+        stop(self.projector.take()).await;
     }
 
     /// The receipts worker's settings on this environment.
@@ -313,7 +321,12 @@ impl Drop for TestApp {
         for task in &self.tasks {
             task.abort();
         }
-        for (_, task) in self.receipts.iter().chain(&self.notifier) {
+        let services = self
+            .projector
+            .iter()
+            .chain(&self.receipts)
+            .chain(&self.notifier);
+        for (_, task) in services {
             task.abort();
         }
     }

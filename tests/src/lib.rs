@@ -172,6 +172,10 @@ async fn remove_everything(nats: NatsSettings, redis: RedisSettings, cassandra: 
         if let Err(e) = jetstream.delete_stream(&nats.stream).await {
             eprintln!("cleanup: delete stream {}: {e}", nats.stream);
         }
+        // The projector's lease bucket; a test without a projector has none.
+        let _ = jetstream
+            .delete_key_value(nats.event_log().lease_bucket())
+            .await;
     }
     if let Ok(mut conn) = connect::redis(&redis).await {
         let pattern = format!("{}*", redis.key_prefix);

@@ -91,6 +91,7 @@ async fn every_worker_is_ready_against_the_shared_servers() {
         body["checks"],
         serde_json::json!({"serving": "ok", "nats": "ok", "cassandra": "ok", "consumer": "ok"})
     );
+    assert_eq!(body["role"], "active", "{body}");
     let (body, _) = wait_until(&format!("{receipts}/readyz"), "ready", ready).await;
     assert_eq!(
         body,

@@ -61,6 +61,17 @@ impl Applier {
         }
     }
 
+    /// The statements it writes with, also for reads outside a batch.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Forgets the cached room state: at the start of a term as the active projector, since
+    /// another process may have applied events since this one last planned.
+    pub(crate) fn forget(&mut self) {
+        self.cache.clear();
+    }
+
     /// Applies `events`, then records `last_seq` (the batch's last sequence, skipped events
     /// included) as applied. Failures are retried until they succeed or `retry` gives up.
     pub(crate) async fn apply(

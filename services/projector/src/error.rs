@@ -6,6 +6,7 @@ use chat_platform::connect::ConnectError;
 use chat_platform::health::HealthError;
 use chat_schemas::cql::InvalidKeyspace;
 
+use crate::lease::LeaseError;
 use crate::settings::InvalidSettings;
 use crate::store::StoreError;
 
@@ -24,6 +25,9 @@ pub enum ProjectorError {
     /// The health server could not start.
     #[error(transparent)]
     Health(#[from] HealthError),
+    /// The lease bucket could not be created.
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
     /// The statements could not be prepared.
     #[error("cannot prepare the projector's statements: {0}")]
     Store(#[from] StoreError),

@@ -9,6 +9,7 @@
 
 mod apply;
 mod error;
+mod lease;
 mod live;
 pub mod plan;
 mod replay;
@@ -18,6 +19,7 @@ mod state;
 pub mod store;
 
 pub use error::ProjectorError;
+pub use lease::LeaseError;
 pub use live::run;
 pub use replay::{replay, ReplayReport};
 pub use settings::{ProjectorSettings, Settings};

@@ -1,7 +1,10 @@
-//! The running projector: a durable pull consumer on every room subject, applied batch by batch,
-//! each batch acked and announced only once Cassandra has all of it.
+//! The running projector: one process per name applies the log at a time, holding the name's
+//! lease ([`crate::lease`]); any other waits as a standby and takes over when the lease is
+//! released or expires. The active process pulls from a durable consumer on every room subject
+//! and applies batch by batch, each batch acked and announced only once Cassandra has all of it.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
@@ -15,22 +18,26 @@ use chat_schemas::EventLog;
 use futures::StreamExt;
 use scylla::client::session::Session;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::apply::{Applier, LogEvent};
 use crate::error::ProjectorError;
+use crate::lease::{self, Lease};
 use crate::retry::{Keepalive, Retry, Shutdown};
 use crate::settings::{ProjectorSettings, Settings};
 use crate::store::Store;
 use chat_platform::backoff::Backoff;
 
-/// Runs the projector until `shutdown` completes: applies the log from where the durable consumer
-/// left off, and after each batch records `projector_progress`, acks, and publishes the applied
-/// sequence on the progress subject.
+/// Runs the projector until `shutdown` completes: waits as a standby while another process
+/// holds the name's lease; once it holds it, applies the log from the keyspace's progress, and
+/// after each batch records `projector_progress`, acks, and publishes the applied sequence on
+/// the progress subject.
 ///
-/// Creates the stream, the keyspace and the consumer when missing; a keyspace behind the
-/// consumer (new, rebuilt, restored) is caught up from the log first. Returns an error only when
-/// it cannot start; once running it retries every failure, and on shutdown finishes the current
-/// batch (or, while Cassandra is failing, hands it back unapplied for the next run).
+/// Creates the stream, the lease bucket, the keyspace and the consumer when missing. Returns an
+/// error only when it cannot start; once running it retries every failure. On shutdown it
+/// finishes the current batch (or, while Cassandra is failing, hands it back unapplied) and
+/// releases the lease, so a standby takes over at once. A process that loses its lease stops
+/// applying before its next batch and stands by again.
 pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -40,110 +47,307 @@ pub async fn run(
     let log = settings.nats.event_log();
     let (client, jetstream) = connect::nats(&settings.nats).await?;
     let stream = connect::event_stream(&jetstream, &log).await?;
+    let leases = lease::bucket(&jetstream, &log, config.lease()).await?;
     let session = connect::cassandra(&settings.cassandra).await?;
     let keyspace = &settings.cassandra.keyspace;
     connect::apply_schema(&session, keyspace, &settings.cassandra).await?;
     let store = Store::prepare(session.clone(), keyspace).await?;
-    let consumer = durable_consumer(&stream, &store, config, &log).await?;
 
+    let stop = CancellationToken::new();
     let activity = Arc::new(Activity::default());
+    let active = Arc::new(AtomicBool::new(false));
+    tokio::spawn({
+        let (stop, activity) = (stop.clone(), activity.clone());
+        async move {
+            shutdown.await;
+            activity.stopping();
+            stop.cancel();
+        }
+    });
     let probe = readiness(
         client.clone(),
         jetstream,
         log.stream_name().to_owned(),
         session,
         activity.clone(),
+        active.clone(),
     );
     let _health = HealthServer::start(&config.health_listen, Arc::new(probe)).await?;
-    let mut applier = Applier::new(store, config);
-    let mut shutdown = Shutdown::new({
-        let activity = activity.clone();
-        async move {
-            shutdown.await;
-            activity.stopping();
-        }
-    });
-    let progress_subject = log.progress_subject(&config.name);
-    let mut fetch_backoff = Backoff::default();
+    let holder = format!("{} pid {}", uuid::Uuid::new_v4(), std::process::id());
+    let mut term = Term {
+        progress_subject: log.progress_subject(&config.name),
+        client,
+        stream,
+        log,
+        config: config.clone(),
+        applier: Applier::new(store, config),
+        activity,
+    };
+    let mut setup_backoff = Backoff::default();
     tracing::info!(
         name = %config.name,
-        stream = log.stream_name(),
+        stream = term.log.stream_name(),
         keyspace = %keyspace,
         batch_size = config.batch_size,
+        %holder,
         "projector running"
     );
-    while !shutdown.requested() {
-        let batch = match fetch(&consumer, config).await {
-            Ok(batch) => {
-                fetch_backoff.reset();
-                batch
-            }
-            Err(error) => {
-                activity.failed(&error);
-                let delay = fetch_backoff.next_delay();
-                let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-                tracing::warn!(%error, retry_in_ms, "cannot fetch from the log");
-                if shutdown.sleep_until(Instant::now() + delay).await.is_err() {
-                    break;
-                }
-                continue;
-            }
+    loop {
+        active.store(false, Ordering::Relaxed);
+        let Some(lease) = acquire(&leases, &holder, config, &stop).await else {
+            break;
         };
-        let Some(last) = batch.ackers.last() else {
-            activity.progressed();
-            continue;
-        };
-        if let Some(last_seq) = batch.last_seq {
-            let keepalive = Keepalive::new(&batch.ackers, config.ack_wait(), batch.fetched);
-            let mut retry = Retry::new(Backoff::default(), &mut shutdown, Some(keepalive));
-            if applier
-                .apply(&batch.events, last_seq, &mut retry)
-                .await
-                .is_err()
-            {
-                // Handing the batch back now spares the next run the ack wait.
-                for acker in &batch.ackers {
-                    if let Err(error) = acker.ack_with(AckKind::Nak(None)).await {
-                        tracing::debug!(%error, "cannot hand back an unapplied event");
-                    }
-                }
-                tracing::warn!(
-                    last_seq,
-                    "stopping with a batch unapplied; it will be redelivered"
-                );
+        active.store(true, Ordering::Relaxed);
+        term.activity.progressed();
+        match term.run(&lease, &stop).await {
+            End::Stopped => {
+                lease.release().await;
                 break;
             }
-        }
-        if let Err(error) = last.double_ack().await {
-            tracing::warn!(%error, "ack failed; the batch will be redelivered and applied again");
-        }
-        if let Some(last_seq) = batch.last_seq {
-            let announced = client
-                .publish(progress_subject.clone(), last_seq.to_string().into())
-                .await;
-            if let Err(error) = announced {
-                tracing::warn!(%error, last_seq, "cannot announce progress");
+            End::Lost => {
+                setup_backoff.reset();
+                tracing::error!(name = %config.name, "lost the projector lease; standing by");
+            }
+            End::Yielded => {
+                lease.release().await;
+                active.store(false, Ordering::Relaxed);
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(setup_backoff.next_delay()) => {}
+                }
             }
         }
-        activity.progressed();
     }
     tracing::info!(name = %config.name, "projector stopped");
     Ok(())
 }
 
-/// The projector's readiness: it needs NATS (JetStream answering for its stream) to read the
-/// log, Cassandra to write the projections, and its loop going round (a batch stuck in retries
-/// shows here after [`health::STALLED_AFTER`]).
+/// Waits as a standby until the name's lease is free, trying every `standby_poll_ms` (also
+/// through a NATS outage); `None` when shut down first.
+async fn acquire(
+    leases: &async_nats::jetstream::kv::Store,
+    holder: &str,
+    config: &ProjectorSettings,
+    stop: &CancellationToken,
+) -> Option<Lease> {
+    let mut announced = false;
+    while !stop.is_cancelled() {
+        match Lease::try_acquire(leases, &config.name, holder, config.lease()).await {
+            Ok(Some(lease)) => return Some(lease),
+            Ok(None) if !announced => {
+                tracing::info!(name = %config.name, "another projector is active; standing by");
+                announced = true;
+            }
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "cannot reach the lease; retrying"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return None,
+            () = tokio::time::sleep(config.standby_poll()) => {}
+        }
+    }
+    None
+}
+
+/// How a term as the active projector ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Shutdown was requested: release the lease and exit.
+    Stopped,
+    /// The lease was lost: stand by, applying nothing more.
+    Lost,
+    /// The term could not go on (the consumer could not be set up, or another process took
+    /// events from it): give the lease up and try again later.
+    Yielded,
+}
+
+/// What an active term needs: the connections, and the applier whose room cache is valid only
+/// within one term.
+struct Term {
+    client: async_nats::Client,
+    stream: Stream,
+    log: EventLog,
+    config: ProjectorSettings,
+    applier: Applier,
+    activity: Arc<Activity>,
+    progress_subject: String,
+}
+
+impl Term {
+    /// Applies the log while `lease` is held and no stop is asked for.
+    ///
+    /// Starts with an empty room cache and a consumer recreated from the keyspace's progress.
+    /// Before each fetch and again before each batch is applied, the lease must still be held;
+    /// every batch must continue the log exactly where this term's previous one ended, else
+    /// another process took events from the consumer and this one stops without writing (the
+    /// room cache would miss those events).
+    async fn run(&mut self, lease: &Lease, stop: &CancellationToken) -> End {
+        let config = self.config.clone();
+        self.applier.forget();
+        let setup = durable_consumer(&self.stream, self.applier.store(), &config, &self.log).await;
+        let (consumer, mut next) = match setup {
+            Ok(found) => found,
+            Err(error) => {
+                self.activity.failed(&error);
+                tracing::warn!(%error, "cannot take over the consumer; giving the lease up");
+                return End::Yielded;
+            }
+        };
+        tracing::info!(
+            name = %config.name,
+            revision = lease.revision(),
+            from_seq = next,
+            "active: applying the log"
+        );
+        let mut halt = Shutdown::new({
+            let (stop, lost) = (stop.clone(), lease.lost.clone());
+            async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = lost.cancelled() => {}
+                }
+            }
+        });
+        let mut fetch_backoff = Backoff::default();
+        while !halt.requested() {
+            if !lease.held() {
+                return End::Lost;
+            }
+            let batch = match fetch(&consumer, &config).await {
+                Ok(batch) => {
+                    fetch_backoff.reset();
+                    batch
+                }
+                Err(error) => {
+                    self.activity.failed(&error);
+                    let delay = fetch_backoff.next_delay();
+                    let retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    tracing::warn!(%error, retry_in_ms, "cannot fetch from the log");
+                    if halt.sleep_until(Instant::now() + delay).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            if !lease.held() {
+                tracing::warn!(
+                    fetched = batch.ackers.len(),
+                    "the lease ran out during a fetch; the batch is left to the next holder"
+                );
+                return End::Lost;
+            }
+            next = match self.continuity(next, &batch.seqs).await {
+                Ok(next) => next,
+                Err((expected, got)) => {
+                    tracing::error!(
+                        expected,
+                        got,
+                        "another process took events from the consumer; \
+                         stopping without applying this batch"
+                    );
+                    return End::Yielded;
+                }
+            };
+            let Some(last) = batch.ackers.last() else {
+                self.activity.progressed();
+                continue;
+            };
+            if let Some(last_seq) = batch.last_seq {
+                let keepalive = Keepalive::new(&batch.ackers, config.ack_wait(), batch.fetched);
+                let mut retry = Retry::new(Backoff::default(), &mut halt, Some(keepalive));
+                if self
+                    .applier
+                    .apply(&batch.events, last_seq, &mut retry)
+                    .await
+                    .is_err()
+                {
+                    if !stop.is_cancelled() {
+                        return End::Lost;
+                    }
+                    // Handing the batch back now spares the next holder the ack wait.
+                    for acker in &batch.ackers {
+                        if let Err(error) = acker.ack_with(AckKind::Nak(None)).await {
+                            tracing::debug!(%error, "cannot hand back an unapplied event");
+                        }
+                    }
+                    tracing::warn!(
+                        last_seq,
+                        "stopping with a batch unapplied; it will be redelivered"
+                    );
+                    return End::Stopped;
+                }
+            }
+            if let Err(error) = last.double_ack().await {
+                tracing::warn!(%error, "ack failed; the batch will be redelivered and applied again");
+            }
+            if let Some(last_seq) = batch.last_seq {
+                let announced = self
+                    .client
+                    .publish(self.progress_subject.clone(), last_seq.to_string().into())
+                    .await;
+                if let Err(error) = announced {
+                    tracing::warn!(%error, last_seq, "cannot announce progress");
+                }
+            }
+            self.activity.progressed();
+        }
+        if stop.is_cancelled() {
+            End::Stopped
+        } else {
+            End::Lost
+        }
+    }
+
+    /// Checks that `seqs` continue the log at `next` (see [`continues`]); a jump over sequences
+    /// the stream does not hold (deleted messages) is no gap. Returns the next sequence
+    /// expected, or the expected and the delivered sequence of a real gap.
+    async fn continuity(&self, mut next: u64, seqs: &[u64]) -> Result<u64, (u64, u64)> {
+        loop {
+            match continues(next, seqs) {
+                Ok(next) => return Ok(next),
+                Err((expected, got)) => {
+                    let between = self
+                        .stream
+                        .direct_get_next_for_subject(self.log.all_rooms(), Some(expected))
+                        .await;
+                    match between {
+                        Ok(message) if message.sequence >= got => next = got,
+                        _ => return Err((expected, got)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether delivered `seqs` continue the log at `next`: each is at most the next one expected
+/// (lower ones are redeliveries, which a single consumer makes in order). Returns the next
+/// sequence expected after them, or the expected and the delivered sequence at the first jump.
+fn continues(mut next: u64, seqs: &[u64]) -> Result<u64, (u64, u64)> {
+    for &seq in seqs {
+        if seq > next {
+            return Err((next, seq));
+        }
+        next = next.max(seq.saturating_add(1));
+    }
+    Ok(next)
+}
+
+/// The projector's readiness: it needs NATS (JetStream answering for its stream; NATS also
+/// holds its lease) to read the log, and Cassandra to write the projections. A standby is
+/// ready, to take over; an active projector must also have its loop going round (a batch stuck
+/// in retries shows here after [`health::STALLED_AFTER`]).
 fn readiness(
     client: async_nats::Client,
     jetstream: async_nats::jetstream::Context,
     stream: String,
     session: Arc<Session>,
     activity: Arc<Activity>,
+    active: Arc<AtomicBool>,
 ) -> Probe {
     Probe::new(move || {
         let (client, jetstream, stream) = (client.clone(), jetstream.clone(), stream.clone());
-        let (session, activity) = (session.clone(), activity.clone());
+        let (session, activity, active) = (session.clone(), activity.clone(), active.clone());
         async move {
             let (nats, cassandra) = tokio::join!(
                 health::nats(&client, &jetstream, &stream),
@@ -153,57 +357,63 @@ fn readiness(
             report
                 .require("serving", activity.serving())
                 .require("nats", nats)
-                .require("cassandra", cassandra)
-                .require("consumer", activity.check());
+                .require("cassandra", cassandra);
+            if active.load(Ordering::Relaxed) {
+                report.require("consumer", activity.check()).role("active");
+            } else {
+                report.role("standby");
+            }
             report
         }
     })
 }
 
-/// Creates or updates the durable consumer so that the keyspace misses no event.
+/// Creates the durable consumer afresh for a new term and returns it with the first sequence
+/// it will deliver.
 ///
-/// Normally the keyspace's `projector_progress` is at or past the consumer's ack floor (progress
-/// is written before the ack) and the consumer goes on where it was. A keyspace behind the ack
-/// floor is not the one the consumer fed — new, rebuilt by replay, restored or wiped — and the
-/// consumer is recreated to deliver from just after the keyspace's progress; events applied
-/// twice change nothing.
+/// It delivers from just after the keyspace's `projector_progress`, which is written after a
+/// batch's writes and before its ack, so every event up to it is in the keyspace. What the
+/// previous holder fetched but never acked thus comes again at once and in log order, rather
+/// than after `ack_wait_ms`; events applied twice change nothing. A keyspace behind the
+/// consumer's ack floor — new, rebuilt by replay, restored or wiped — was not the one the
+/// consumer fed, and is caught up from the log the same way.
 async fn durable_consumer(
     stream: &Stream,
     store: &Store,
     config: &ProjectorSettings,
     log: &EventLog,
-) -> Result<PullConsumer, ProjectorError> {
+) -> Result<(PullConsumer, u64), ProjectorError> {
     let error = |message: String| ProjectorError::Consumer {
         name: config.name.clone(),
         stream: log.stream_name().to_owned(),
         message,
     };
     let applied = store.applied_seq(&config.name).await?;
-    let mut wanted = consumer_config(config, log);
     match stream.consumer_info(&config.name).await {
-        Ok(info) if applied < info.ack_floor.stream_sequence => {
-            tracing::warn!(
-                applied,
-                acked = info.ack_floor.stream_sequence,
-                "the keyspace is behind the consumer; reading the log again from after {applied}"
-            );
+        Ok(info) => {
+            if applied < info.ack_floor.stream_sequence {
+                tracing::warn!(
+                    applied,
+                    acked = info.ack_floor.stream_sequence,
+                    "the keyspace is behind the consumer; reading the log again from after {applied}"
+                );
+            }
             stream
                 .delete_consumer(&config.name)
                 .await
                 .map_err(|e| error(e.to_string()))?;
-            wanted.deliver_policy = resume_after(applied);
         }
-        // An existing consumer's start cannot change; everything else is updated.
-        Ok(info) => wanted.deliver_policy = info.config.deliver_policy,
-        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {
-            wanted.deliver_policy = resume_after(applied);
-        }
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
         Err(e) => return Err(error(e.to_string())),
     }
-    stream
+    let mut wanted = consumer_config(config, log);
+    wanted.deliver_policy = resume_after(applied);
+    let consumer = stream
         .create_consumer(wanted)
         .await
-        .map_err(|e| error(e.to_string()))
+        .map_err(|e| error(e.to_string()))?;
+    let next = consumer.cached_info().delivered.stream_sequence + 1;
+    Ok((consumer, next))
 }
 
 /// Where a new consumer starts for a keyspace that has applied the log up to `applied`.
@@ -234,6 +444,8 @@ fn consumer_config(config: &ProjectorSettings, log: &EventLog) -> pull::Config {
 struct Batch {
     events: Vec<LogEvent>,
     ackers: Vec<Acker>,
+    /// The stream sequence of every message, in delivery order.
+    seqs: Vec<u64>,
     last_seq: Option<i64>,
     fetched: Instant,
 }
@@ -254,6 +466,7 @@ async fn fetch(
     let mut batch = Batch {
         events: Vec::new(),
         ackers: Vec::new(),
+        seqs: Vec::new(),
         last_seq: None,
         fetched: Instant::now(),
     };
@@ -280,6 +493,7 @@ async fn fetch(
         };
         let (message, acker) = message.split();
         batch.ackers.push(acker);
+        batch.seqs.push(seq);
         batch.last_seq = i64::try_from(seq).ok().or(batch.last_seq);
         batch.events.extend(LogEvent::decode(seq, &message.payload));
     }
@@ -297,6 +511,15 @@ mod tests {
             resume_after(41),
             DeliverPolicy::ByStartSequence { start_sequence: 42 }
         );
+    }
+
+    #[test]
+    fn a_batch_continues_the_log_or_names_the_jump() {
+        assert_eq!(continues(10, &[]), Ok(10));
+        assert_eq!(continues(10, &[10, 11, 12]), Ok(13));
+        assert_eq!(continues(10, &[7, 8, 9, 10]), Ok(11), "redeliveries");
+        assert_eq!(continues(10, &[12, 13]), Err((10, 12)));
+        assert_eq!(continues(10, &[10, 11, 13]), Err((12, 13)));
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub struct ProjectorSettings {
     pub ack_wait_ms: u64,
     /// Most rooms whose state is cached between batches; the cache is emptied beyond it.
     pub cache_rooms: usize,
+    /// How long the active process's lease lasts without renewal (renewed every third of it):
+    /// a standby takes over at most about this long after the active process died.
+    pub lease_ms: u64,
+    /// How often a standby tries to take the lease: the rest of the take-over delay.
+    pub standby_poll_ms: u64,
     /// Address of the `/healthz` and `/readyz` server, `host:port` (port 0 picks a free one);
     /// empty serves none.
     pub health_listen: String,
@@ -65,6 +70,8 @@ impl Default for ProjectorSettings {
             bucket_seconds: 86_400,
             ack_wait_ms: 10_000,
             cache_rooms: 100_000,
+            lease_ms: 3_000,
+            standby_poll_ms: 250,
             health_listen: "127.0.0.1:9181".to_owned(),
         }
     }
@@ -107,6 +114,16 @@ impl ProjectorSettings {
         )?;
         check(self.cache_rooms >= 1, "cache_rooms", "at least 1")?;
         check(
+            (1_000..=60_000).contains(&self.lease_ms),
+            "lease_ms",
+            "1000 to 60000",
+        )?;
+        check(
+            (50..=60_000).contains(&self.standby_poll_ms) && self.standby_poll_ms < self.lease_ms,
+            "standby_poll_ms",
+            "50 to 60000, and below lease_ms",
+        )?;
+        check(
             health::valid_listen(&self.health_listen),
             "health_listen",
             "empty or host:port",
@@ -121,6 +138,16 @@ impl ProjectorSettings {
     /// [`ProjectorSettings::ack_wait_ms`] as a duration.
     pub fn ack_wait(&self) -> Duration {
         Duration::from_millis(self.ack_wait_ms)
+    }
+
+    /// [`ProjectorSettings::lease_ms`] as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    /// [`ProjectorSettings::standby_poll_ms`] as a duration.
+    pub fn standby_poll(&self) -> Duration {
+        Duration::from_millis(self.standby_poll_ms)
     }
 
     /// [`ProjectorSettings::bucket_seconds`] in milliseconds, the unit of event times.
@@ -176,6 +203,21 @@ mod tests {
                 ..d()
             }),
             Err("ack_wait_ms")
+        );
+        assert_eq!(
+            invalid(ProjectorSettings {
+                lease_ms: 500,
+                ..d()
+            }),
+            Err("lease_ms")
+        );
+        assert_eq!(
+            invalid(ProjectorSettings {
+                lease_ms: 1_000,
+                standby_poll_ms: 1_000,
+                ..d()
+            }),
+            Err("standby_poll_ms")
         );
     }
 }
