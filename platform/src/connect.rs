@@ -125,14 +125,20 @@ pub async fn event_stream(
 /// Connects to Redis — to the cluster of `[redis] nodes` when there are any, else to `url` —
 /// with a connection that reconnects (and, on a cluster, follows failovers) by itself.
 pub async fn redis(settings: &RedisSettings) -> Result<RedisConnection, ConnectError> {
-    if settings.nodes.is_empty() {
+    let nodes: Vec<&str> = settings
+        .nodes
+        .iter()
+        .map(|node| node.trim())
+        .filter(|node| !node.is_empty())
+        .collect();
+    if nodes.is_empty() {
         return Ok(RedisConnection::Single(redis_single(settings).await?));
     }
     let error = |source| ConnectError::Redis {
-        url: settings.nodes.join(","),
+        url: nodes.join(","),
         source,
     };
-    let client = ClusterClient::builder(settings.nodes.iter().map(String::as_str))
+    let client = ClusterClient::builder(nodes.iter().copied())
         .connection_timeout(settings.connect_timeout())
         .response_timeout(settings.connect_timeout())
         .build()

@@ -70,6 +70,24 @@ impl RedisConnection {
 }
 
 impl RedisConnection {
+    /// On a cluster, waits until a replica of every primary has the writes this connection
+    /// sent so far, for at most `timeout_ms`, and says how many replicas the slowest primary
+    /// reached (0: a failover of that primary could lose them). Replication is asynchronous,
+    /// so this is what makes a write survive a failover. A single server has nothing to wait
+    /// for and answers 1.
+    pub async fn replicated(&self, timeout_ms: u64) -> RedisResult<i64> {
+        match self {
+            Self::Single(_) => Ok(1),
+            Self::Cluster(connection) => {
+                redis::cmd("WAIT")
+                    .arg(1)
+                    .arg(timeout_ms)
+                    .query_async(&mut connection.clone())
+                    .await
+            }
+        }
+    }
+
     /// Every key matching `pattern` (a `SCAN` pattern), on every primary of a cluster. For
     /// maintenance (a rebuild), not for the request path: it walks the whole keyspace.
     pub async fn keys_matching(&self, pattern: &str) -> RedisResult<Vec<String>> {

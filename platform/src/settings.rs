@@ -156,7 +156,8 @@ pub struct RedisSettings {
     /// Redis URL of a single server (or primary).
     pub url: String,
     /// A Redis Cluster's nodes (`redis://host:port`, some or all: the rest is discovered);
-    /// when not empty, `url` is not used.
+    /// when it names any, `url` is not used (empty entries are ignored, so an empty
+    /// `CHAT_REDIS__NODES` means a single Redis).
     #[serde(default)]
     pub nodes: Vec<String>,
     /// Prefix for every key (empty in production).

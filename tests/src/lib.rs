@@ -114,7 +114,7 @@ impl TestEnv {
 
     /// Environment variables that point a service binary at this test's names.
     pub fn service_env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut vars = vec![
             ("CHAT_NATS__URL".into(), self.nats_settings.url.clone()),
             (
                 "CHAT_NATS__STREAM".into(),
@@ -125,10 +125,6 @@ impl TestEnv {
                 self.nats_settings.subject_prefix.clone(),
             ),
             ("CHAT_REDIS__URL".into(), self.redis_settings.url.clone()),
-            (
-                "CHAT_REDIS__NODES".into(),
-                self.redis_settings.nodes.join(","),
-            ),
             (
                 "CHAT_REDIS__KEY_PREFIX".into(),
                 self.redis_settings.key_prefix.clone(),
@@ -141,7 +137,14 @@ impl TestEnv {
                 "CHAT_CASSANDRA__KEYSPACE".into(),
                 self.cassandra_settings.keyspace.clone(),
             ),
-        ]
+        ];
+        if !self.redis_settings.nodes.is_empty() {
+            vars.push((
+                "CHAT_REDIS__NODES".into(),
+                self.redis_settings.nodes.join(","),
+            ));
+        }
+        vars
     }
 }
 

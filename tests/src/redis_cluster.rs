@@ -12,27 +12,29 @@ use crate::health::PrivateServer;
 /// Hash slots of a Redis Cluster.
 const SLOTS: u16 = 16_384;
 
-/// Primaries of a test cluster, no replicas.
+/// A test cluster: primaries, each with one replica (as deployed: the receipts worker waits for
+/// a replica to confirm each batch).
 pub struct RedisCluster {
     nodes: Vec<PrivateServer>,
     dir: PathBuf,
 }
 
 impl RedisCluster {
-    /// Starts `primaries` servers and joins them into one cluster covering every slot; panics
-    /// when it is not `cluster_state:ok` within 20 s.
+    /// Starts `primaries` servers and as many replicas and joins them into one cluster covering
+    /// every slot; panics when it is not `cluster_state:ok` with every replica in sync within
+    /// 20 s.
     pub async fn start(primaries: u16) -> Self {
         let dir = std::env::temp_dir().join(format!(
             "chat-redis-cluster-{}",
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let nodes: Vec<PrivateServer> = (0..primaries)
+        let nodes: Vec<PrivateServer> = (0..primaries * 2)
             .map(|_| PrivateServer::redis_cluster_node(&dir))
             .collect();
         let cluster = Self { nodes, dir };
         let per_node = SLOTS / primaries;
-        for (i, node) in (0_u16..).zip(&cluster.nodes) {
+        for (i, node) in (0_u16..).zip(&cluster.nodes[..usize::from(primaries)]) {
             let first = i * per_node;
             let last = if i + 1 == primaries {
                 SLOTS - 1
@@ -58,7 +60,55 @@ impl RedisCluster {
                     .unwrap_or_else(|e| panic!("MEET: {e}"));
             }
         }
+        let mut first_node = connection(cluster.nodes[0].port()).await;
+        for node in &cluster.nodes[usize::from(primaries)..] {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(node.port())
+                .query_async(&mut first_node)
+                .await
+                .unwrap_or_else(|e| panic!("MEET: {e}"));
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
+        let primary_nodes = &cluster.nodes[..usize::from(primaries)];
+        let replica_nodes = &cluster.nodes[usize::from(primaries)..];
+        for (primary, replica) in primary_nodes.iter().zip(replica_nodes) {
+            let id: String = redis::cmd("CLUSTER")
+                .arg("MYID")
+                .query_async(&mut connection(primary.port()).await)
+                .await
+                .unwrap_or_else(|e| panic!("MYID: {e}"));
+            let mut conn = connection(replica.port()).await;
+            loop {
+                // The replica must have heard of its primary through the cluster bus first.
+                let replicated: redis::RedisResult<()> = redis::cmd("CLUSTER")
+                    .arg("REPLICATE")
+                    .arg(&id)
+                    .query_async(&mut conn)
+                    .await;
+                match replicated {
+                    Ok(()) => break,
+                    Err(e) => assert!(Instant::now() < deadline, "REPLICATE: {e}"),
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        for node in replica_nodes {
+            let mut conn = connection(node.port()).await;
+            loop {
+                let info: String = redis::cmd("INFO")
+                    .arg("replication")
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("INFO: {e}"));
+                if info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "replica not in sync: {info}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
         for node in &cluster.nodes {
             let mut conn = connection(node.port()).await;
             loop {

@@ -31,6 +31,9 @@ end
 redis.call('SET', KEYS[2], ARGV[2])
 return 1";
 
+/// How long a batch waits for a Redis Cluster replica to confirm it.
+const REPLICA_WAIT_MS: u64 = 1_000;
+
 /// Redis refused or lost a batch; nothing is half-applied per event, and applying again is safe.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadStateError {
@@ -159,12 +162,31 @@ impl ReadState {
             self.load_scripts().await?;
             result = self.try_apply(events, fence, silent_until).await;
         }
+        if result.is_ok() && fence.is_some() {
+            if let Err(error) = self.replicated().await {
+                result = Err(error);
+            }
+        }
         if result.is_err() {
             for event in events {
                 self.rooms.forget(&event.envelope.room_id);
             }
         }
         result
+    }
+
+    /// Waits, on a Redis Cluster, until a replica has the batch: published and acked events
+    /// must survive a failover of their room's primary, or the room would silently miss them
+    /// (its `applied` going back while the partition's progress does not). A primary without a
+    /// live replica answers after [`REPLICA_WAIT_MS`]; the batch goes on, with that risk logged.
+    /// A failed wait (a primary lost meanwhile) fails the batch: it is applied again.
+    async fn replicated(&mut self) -> Result<(), ReadStateError> {
+        if self.redis.replicated(REPLICA_WAIT_MS).await? < 1 {
+            tracing::warn!(
+                "a Redis primary has no replica with this batch; its failover now would lose it"
+            );
+        }
+        Ok(())
     }
 
     async fn try_apply(
