@@ -161,6 +161,9 @@ pub struct Findings {
     pub live_misordered: usize,
     /// Unread counts that did not converge, described.
     pub unread: Vec<String>,
+    /// How long after the check began the history held every acknowledged message on every
+    /// edge (it follows the log through the projector); `None`: not within the patience.
+    pub history_complete: Option<Duration>,
     /// How long the unread counts took to converge.
     pub unread_converged: Option<Duration>,
 }

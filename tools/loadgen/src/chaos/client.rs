@@ -298,7 +298,9 @@ async fn session(run: &Run, user: &User, state: &mut State) -> anyhow::Result<()
                 }
                 if run.sending.load(Ordering::Relaxed) {
                     let id = new_message(run, user, state);
-                    edge_load::write(&mut ws, send_frame(run, id)).await?;
+                    timeout(CONNECT_TIMEOUT, edge_load::write(&mut ws, send_frame(run, id)))
+                        .await
+                        .map_err(|_| anyhow!("SEND: the edge does not read"))??;
                     said = Instant::now();
                 } else if said.elapsed() > HEART_BEAT {
                     ws.send(Message::Text("\n".into())).await?;

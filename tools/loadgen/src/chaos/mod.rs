@@ -41,6 +41,9 @@ const RECOVERY_PATIENCE: Duration = Duration::from_secs(180);
 /// Longest wait for outstanding RECEIPTs once sending paused.
 const DRAIN_PATIENCE: Duration = Duration::from_secs(20);
 
+/// Longest wait for the history to hold every acknowledged message on every edge.
+const HISTORY_PATIENCE: Duration = Duration::from_secs(90);
+
 /// Longest wait for unread counts to converge.
 const UNREAD_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -199,7 +202,16 @@ async fn chaos(options: Options) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut after = origins.clone();
 
-    // Window 0: the load alone, to show what the checks and gaps look like without a fault.
+    // Window 0: the load alone, to show what the checks and gaps look like without a fault,
+    // measured once every user is connected.
+    let began = Instant::now();
+    while run.record().connects.contains(&0) {
+        if began.elapsed() > RECOVERY_PATIENCE {
+            bail!("users could not connect: {:?}", run.record().drops);
+        }
+        sleep(Duration::from_millis(100)).await;
+    }
+    resume(&run, 0);
     sleep(options.warmup).await;
     let (receipt, live) = gaps(&run);
     let findings = pause_and_check(&mut cluster, &HashSet::from([0]), &mut after, false).await?;
@@ -243,6 +255,17 @@ async fn chaos(options: Options) -> anyhow::Result<()> {
         bail!("acknowledged messages were lost or duplicated, or a live stream was wrong");
     }
     Ok(())
+}
+
+/// Prints a progress line with the time of day, so a slow phase shows where it is.
+fn progress(what: &str) {
+    let now = time::OffsetDateTime::now_utc();
+    println!(
+        "    {:02}:{:02}:{:02} {what}",
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
 }
 
 /// Creates a GROUP room named `name` with the caller and `invited`; retries while the edge
@@ -307,6 +330,7 @@ fn gaps(run: &Run) -> (Duration, Duration) {
 /// by the check that follows.
 async fn inflict(cluster: &Cluster, options: &Options, fault: Fault) -> Row {
     let run = &cluster.run;
+    progress(&format!("{}: finding the victim", fault.name()));
     let node = match fault.victim(&cluster.http).await {
         Ok(node) => node,
         Err(e) => {
@@ -322,7 +346,9 @@ async fn inflict(cluster: &Cluster, options: &Options, fault: Fault) -> Row {
     if let Err(e) = faults::signal(&options.cluster, &node, signal).await {
         notes.push(format!("{e:#}"));
     }
+    progress(&format!("{}: sent {signal} to {node}", fault.name()));
     sleep(faults::outage(fault, options.down, options.freeze)).await;
+    progress(&format!("{}: bringing {node} back", fault.name()));
     let restarted = Instant::now();
     let back = if fault.freezes() {
         faults::signal(&options.cluster, &node, "CONT").await
@@ -333,6 +359,7 @@ async fn inflict(cluster: &Cluster, options: &Options, fault: Fault) -> Row {
     if let Err(e) = back {
         notes.push(format!("restart: {e:#}"));
     }
+    progress(&format!("{}: waiting for recovery", fault.name()));
     let recovered = recover(cluster).await;
     if recovered.is_none() {
         notes.push(format!(
@@ -389,17 +416,58 @@ async fn pause_and_check(
 ) -> anyhow::Result<Findings> {
     let run = cluster.run.clone();
     run.sending.store(false, Ordering::Relaxed);
+    progress("paused; checking");
     let began = Instant::now();
     while client::unacknowledged(&run.record()) > 0 && began.elapsed() < DRAIN_PATIENCE {
         sleep(Duration::from_millis(100)).await;
     }
     sleep(DRAIN_LIVE).await;
 
+    // The history follows the log through the projector: when it lags behind the RECEIPTs,
+    // read again until it holds every acknowledged message on every edge, or give up.
+    let checking = Instant::now();
+    let (histories, mut findings) = loop {
+        let (histories, disagree) = read_everywhere(cluster, after).await?;
+        let mut findings =
+            check::compare(&run.record(), &cluster.members, windows, after, &histories);
+        findings.edges_disagree = disagree;
+        let complete = findings.lost.is_empty() && findings.edges_disagree.is_empty();
+        if complete || checking.elapsed() > HISTORY_PATIENCE {
+            break (histories, findings);
+        }
+        sleep(Duration::from_secs(2)).await;
+    };
+    findings.history_complete = findings.lost.is_empty().then(|| checking.elapsed());
+    let chats: Vec<u64> = histories
+        .iter()
+        .map(|h| h.entries.iter().filter(|(_, e)| e.kind == "CHAT").count() as u64)
+        .collect();
+    if full {
+        cluster.chats = chats;
+    } else {
+        for (total, new) in cluster.chats.iter_mut().zip(&chats) {
+            *total += new;
+        }
+    }
+    progress("history read; checking unread counts");
+    unread(cluster, after, &mut findings).await?;
+    if !full {
+        *after = check::newest(after, &histories);
+    }
+    Ok(findings)
+}
+
+/// Reads the history newer than `after` of every room through every edge. Returns the first
+/// edge's, and the rooms where another edge's differs.
+async fn read_everywhere(
+    cluster: &Cluster,
+    after: &[u64],
+) -> anyhow::Result<(Vec<History>, Vec<String>)> {
     let mut reference: Option<Vec<History>> = None;
     let mut disagree = Vec::new();
     for base in &cluster.bases {
         let mut histories = Vec::new();
-        for (k, room) in run.rooms.iter().enumerate() {
+        for (k, room) in cluster.run.rooms.iter().enumerate() {
             let token = &cluster.watchers[k];
             histories.push(check::history(&cluster.http, base, token, room, after[k]).await?);
         }
@@ -417,25 +485,7 @@ async fn pause_and_check(
             }
         }
     }
-    let histories = reference.ok_or_else(|| anyhow!("no edges"))?;
-    let mut findings = check::compare(&run.record(), &cluster.members, windows, after, &histories);
-    findings.edges_disagree = disagree;
-    let chats: Vec<u64> = histories
-        .iter()
-        .map(|h| h.entries.iter().filter(|(_, e)| e.kind == "CHAT").count() as u64)
-        .collect();
-    if full {
-        cluster.chats = chats;
-    } else {
-        for (total, new) in cluster.chats.iter_mut().zip(&chats) {
-            *total += new;
-        }
-    }
-    unread(cluster, after, &mut findings).await?;
-    if !full {
-        *after = check::newest(after, &histories);
-    }
-    Ok(findings)
+    Ok((reference.ok_or_else(|| anyhow!("no edges"))?, disagree))
 }
 
 /// Waits for the unread counts to match what the log implies, and notes what does not: each

@@ -100,6 +100,12 @@ impl Row {
         if !f.duplicated.is_empty() {
             remarks.push(format!("duplicated: {}", sample(&f.duplicated)));
         }
+        if let Some(after) = f.history_complete.filter(|d| *d > Duration::from_secs(1)) {
+            remarks.push(format!(
+                "history complete on every edge only {} after the RECEIPTs",
+                secs(after)
+            ));
+        }
         match f.unread_converged {
             Some(after) if after > Duration::from_millis(500) => {
                 remarks.push(format!("unread counts converged after {}", secs(after)));
