@@ -37,7 +37,8 @@ pub struct Endpoint {
     pub heart_beat: Option<Duration>,
 }
 
-type Ws = WebSocketStream<TcpStream>;
+/// One client WebSocket to an edge.
+pub type Ws = WebSocketStream<TcpStream>;
 
 /// An HS256 token for user `name`, as the edge verifies them.
 pub fn token(secret: &str, name: &str) -> anyhow::Result<String> {
@@ -88,7 +89,7 @@ pub async fn open(
 }
 
 /// TCP from the endpoint's source address, then the WebSocket upgrade offering STOMP 1.2.
-async fn handshake(endpoint: &Endpoint) -> anyhow::Result<Ws> {
+pub async fn handshake(endpoint: &Endpoint) -> anyhow::Result<Ws> {
     let socket = match endpoint.source_ip {
         IpAddr::V4(_) => TcpSocket::new_v4(),
         IpAddr::V6(_) => TcpSocket::new_v6(),
@@ -114,7 +115,8 @@ async fn handshake(endpoint: &Endpoint) -> anyhow::Result<Ws> {
     Ok(ws)
 }
 
-async fn write(ws: &mut Ws, frame: Frame) -> anyhow::Result<()> {
+/// Sends one frame as one WebSocket text message.
+pub async fn write(ws: &mut Ws, frame: Frame) -> anyhow::Result<()> {
     let text = String::from_utf8(frame.encode())?;
     ws.send(Message::Text(text.into())).await?;
     Ok(())
@@ -141,7 +143,7 @@ async fn expect(ws: &mut Ws, parser: &mut Parser, command: Command) -> anyhow::R
 }
 
 /// The next data of the connection; `None` when it closed.
-async fn read(ws: &mut Ws) -> anyhow::Result<Option<Vec<u8>>> {
+pub async fn read(ws: &mut Ws) -> anyhow::Result<Option<Vec<u8>>> {
     loop {
         return match ws.next().await {
             Some(Ok(Message::Text(text))) => Ok(Some(text.as_bytes().to_vec())),

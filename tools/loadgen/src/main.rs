@@ -6,7 +6,10 @@
 //! then does the same over core NATS publish/subscribe and prints both side by side.
 //! `scripts/bench` starts everything around it; `docs/benchmarks.md` explains the numbers.
 //! `loadgen worker` is internal: one worker process, driven by `run` over stdin and stdout.
+//! `loadgen chaos` is the chaos test of the local cluster (`scripts/chaos`): steady load over
+//! every edge while nodes are killed and frozen, and what that lost, duplicated or delayed.
 
+mod chaos;
 mod coordinator;
 mod edge_load;
 mod options;
@@ -25,8 +28,9 @@ fn main() -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("run") => coordinator::main(Options::parse(&args[1..])?),
         Some("worker") => worker::main(),
+        Some("chaos") => chaos::main(chaos::Options::parse(&args[1..])?),
         _ => {
-            eprintln!("{USAGE}");
+            eprintln!("{USAGE}\n\n{}", chaos::USAGE);
             std::process::exit(2);
         }
     }
