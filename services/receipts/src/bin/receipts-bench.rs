@@ -50,9 +50,10 @@
 //!    published, and per message once every absent member has entered and left again.
 //!
 //! Settings load as for the worker (`config/default.toml`, `CHAT_CONFIG`, `CHAT_*`); it needs a
-//! single Redis (`[redis] url`), not a cluster: it reads one server's `INFO`. Everything
-//! is written under a throwaway key prefix `bench-<id>:`, deleted again at the end. User ids are
-//! 15 characters (`user000001.0000`); memory grows with their length.
+//! single Redis (`[redis] url`), not a cluster: it reads one server's `INFO`. Everything is
+//! written under a throwaway key prefix `bench-<id>:`, deleted again at the end (also after a
+//! failure, `^C` or `kill`). User ids are 15 characters (`user000001.0000`); memory grows with
+//! their length.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -219,7 +220,10 @@ async fn main() -> anyhow::Result<()> {
         rng: Rng(0x9E37_79B9_7F4A_7C15),
         batch: options.batch,
     };
-    let outcome = run(&mut bench, &options).await;
+    let outcome = tokio::select! {
+        outcome = run(&mut bench, &options) => outcome,
+        signal = interrupted() => Err(anyhow::anyhow!("interrupted by {signal}")),
+    };
     let prefix = bench.prefix.clone();
     if let Err(e) = bench.clear(&prefix).await {
         eprintln!("cleanup: cannot delete the keys under {prefix}: {e:#}");
@@ -227,6 +231,21 @@ async fn main() -> anyhow::Result<()> {
     let results = outcome?;
     print_results(&bench, &options, &results);
     Ok(())
+}
+
+/// Waits for `^C` or `kill`, so that an interrupted run still deletes its keys.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        },
+        _ => std::future::pending().await,
+    }
 }
 
 /// Everything measured.
@@ -740,7 +759,7 @@ struct Throughput {
     raw: Timing,
     /// `EMPTY_SCRIPT` called as `apply.lua` is, with the same keys and arguments.
     floor: Timing,
-    /// `RoomCounts::unread_counts` of the room alone, per call.
+    /// `RoomCounts::unread_counts` of the room alone, for every CHAT.
     feed_counts: Duration,
     /// The fenced room's state after its CHATs.
     state: RoomState,
@@ -758,9 +777,9 @@ struct RoomState {
 
 /// Applies the same CHATs three ways, each in a room of its own set up alike (half of the
 /// `size` members present): the worker's way (fenced), without the fence, and as raw
-/// pipelined commands; and a script that does nothing, called as `apply.lua` is. The four take
-/// turns batch by batch, so that whatever else the shared machine does meanwhile slows all of
-/// them alike.
+/// pipelined commands; and a script that does nothing, called as `apply.lua` is, and the feed
+/// counts alone. They take turns batch by batch, so that whatever else the shared machine does
+/// meanwhile slows all of them alike.
 async fn measure_throughput(
     bench: &mut Bench,
     size: usize,
@@ -815,6 +834,8 @@ async fn measure_throughput(
         .await
         .context("SCRIPT LOAD")?;
 
+    let mut feeds = FeedCounts::new(&members, present);
+    let mut feed_counts = Duration::ZERO;
     let mut sent = vec![0_u64; size];
     let mut last_counts = Vec::new();
     let (mut fenced, mut unfenced, mut raw, mut floor) = (
@@ -862,6 +883,7 @@ async fn measure_throughput(
 
         raw = raw.plus(raw_room.chats(bench, senders, seqs).await?);
         floor = floor.plus(raw_room.empty_scripts(bench, &empty, senders, seqs).await?);
+        feed_counts += feeds.time(senders.len());
     }
     // Every feed count after the last CHAT: 0 while present, else the CHATs others sent.
     let index: HashMap<&UserId, usize> = members.iter().enumerate().map(|(i, u)| (u, i)).collect();
@@ -894,7 +916,7 @@ async fn measure_throughput(
         unfenced,
         raw,
         floor,
-        feed_counts: feed_counts(&members, present, events),
+        feed_counts,
         state: RoomState {
             usage,
             unread,
@@ -1092,27 +1114,38 @@ impl RawRoom {
 }
 
 /// What the worker computes per CHAT for the room-list feeds, alone: the unread count of every
-/// member of a room of `members`, the first `present` of them present, `calls` times; the time
-/// of one call.
-fn feed_counts(members: &[UserId], present: usize, calls: usize) -> Duration {
-    let mut room = RoomCounts {
-        chats: calls as u64,
-        ..RoomCounts::default()
-    };
-    for (i, user) in members.iter().enumerate() {
-        let position = if i < present {
-            Position::Present
-        } else {
-            Position::ReadUpTo(1)
-        };
-        room.members
-            .insert(user.clone(), Member { position, base: 0 });
+/// member of the room, from its copy in memory (`RoomCounts::unread_counts`).
+struct FeedCounts(RoomCounts);
+
+impl FeedCounts {
+    /// A room of `members`, the first `present` of them present, the others with everything
+    /// unread.
+    fn new(members: &[UserId], present: usize) -> Self {
+        let mut room = RoomCounts::default();
+        for (i, user) in members.iter().enumerate() {
+            let position = if i < present {
+                Position::Present
+            } else {
+                Position::ReadUpTo(1)
+            };
+            room.members
+                .insert(user.clone(), Member { position, base: 0 });
+        }
+        Self(room)
     }
-    let started = Instant::now();
-    for _ in 0..calls {
-        std::hint::black_box(room.unread_counts());
+
+    /// The counts of `chats` CHATs, held together until the end as a batch's outcomes are;
+    /// their time.
+    fn time(&mut self, chats: usize) -> Duration {
+        let started = Instant::now();
+        let mut batch = Vec::with_capacity(chats);
+        for _ in 0..chats {
+            self.0.chats += 1;
+            batch.push(self.0.unread_counts());
+        }
+        drop(std::hint::black_box(batch));
+        started.elapsed()
     }
-    started.elapsed().div_f64(calls.max(1) as f64)
 }
 
 /// Entering a room with a backlog, `repeats` times.
@@ -1535,7 +1568,7 @@ fn print_results(bench: &Bench, options: &Options, r: &Results) {
             t.fenced.per_event_us(t.events),
             per(t.fenced.redis.cpu_us),
             script(&t.fenced.redis),
-            t.feed_counts.as_secs_f64() * 1e6,
+            t.feed_counts.as_secs_f64() * 1e6 / t.events.max(1) as f64,
             t.unfenced.per_event_us(t.events),
             per(t.unfenced.redis.cpu_us),
             t.raw.per_event_us(t.events),
