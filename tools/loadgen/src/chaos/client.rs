@@ -27,6 +27,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// nothing for three intervals takes the connection as dead.
 const HEART_BEAT: Duration = Duration::from_secs(5);
 
+/// Most SENDs of one user waiting for their RECEIPT: like an app's outbox, a user sends nothing
+/// new while that many are unanswered, and a resend after reconnecting stays within the edge's
+/// SEND burst (40).
+const OUTBOX: usize = 10;
+
 /// Pause before reconnecting, so a dead edge is not hammered.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
@@ -296,7 +301,7 @@ async fn session(run: &Run, user: &User, state: &mut State) -> anyhow::Result<()
                 if heard.elapsed() > 3 * HEART_BEAT {
                     bail!("the edge went silent");
                 }
-                if run.sending.load(Ordering::Relaxed) {
+                if run.sending.load(Ordering::Relaxed) && state.pending.len() < OUTBOX {
                     let id = new_message(run, user, state);
                     timeout(CONNECT_TIMEOUT, edge_load::write(&mut ws, send_frame(run, id)))
                         .await
