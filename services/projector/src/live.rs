@@ -47,7 +47,7 @@ pub async fn run(
     let log = settings.nats.event_log();
     let (client, jetstream) = connect::nats(&settings.nats).await?;
     let stream = connect::event_stream(&jetstream, &log).await?;
-    let leases = lease::bucket(&jetstream, &log, config.lease()).await?;
+    let mut leases = lease::bucket(&jetstream, &log, config.lease()).await?;
     let session = connect::cassandra(&settings.cassandra).await?;
     let keyspace = &settings.cassandra.keyspace;
     connect::apply_schema(&session, keyspace, &settings.cassandra).await?;
@@ -66,7 +66,7 @@ pub async fn run(
     });
     let probe = readiness(
         client.clone(),
-        jetstream,
+        jetstream.clone(),
         log.stream_name().to_owned(),
         session,
         activity.clone(),
@@ -78,7 +78,7 @@ pub async fn run(
         progress_subject: log.progress_subject(&config.name),
         client,
         stream,
-        log,
+        log: log.clone(),
         config: config.clone(),
         applier: Applier::new(store, config),
         activity,
@@ -94,7 +94,8 @@ pub async fn run(
     );
     loop {
         active.store(false, Ordering::Relaxed);
-        let Some(lease) = acquire(&leases, &holder, config, &stop).await else {
+        let Some(lease) = acquire(&mut leases, (&jetstream, &log), &holder, config, &stop).await
+        else {
             break;
         };
         active.store(true, Ordering::Relaxed);
@@ -123,9 +124,11 @@ pub async fn run(
 }
 
 /// Waits as a standby until the name's lease is free, trying every `standby_poll_ms` (also
-/// through a NATS outage); `None` when shut down first.
+/// through a NATS outage); `None` when shut down first. The bucket lives in memory, so a NATS
+/// restart loses it: after a failed try it is created again in `at`.
 async fn acquire(
-    leases: &async_nats::jetstream::kv::Store,
+    leases: &mut async_nats::jetstream::kv::Store,
+    at: (&async_nats::jetstream::Context, &chat_schemas::EventLog),
     holder: &str,
     config: &ProjectorSettings,
     stop: &CancellationToken,
@@ -139,7 +142,13 @@ async fn acquire(
                 announced = true;
             }
             Ok(None) => {}
-            Err(error) => tracing::warn!(%error, "cannot reach the lease; retrying"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot reach the lease; retrying");
+                match lease::bucket(at.0, at.1, config.lease()).await {
+                    Ok(bucket) => *leases = bucket,
+                    Err(error) => tracing::warn!(%error, "cannot create the lease bucket again"),
+                }
+            }
         }
         tokio::select! {
             () = stop.cancelled() => return None,
