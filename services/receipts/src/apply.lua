@@ -1,29 +1,31 @@
--- Applies one event of a room's log to the room's read positions, atomically, at most once.
--- Every key is the room's (one hash slot: the keys share the room id as their hash tag):
+-- Applies a run of one room's events of the log, in order, to the room's read positions:
+-- atomically, each event at most once. Every key is the room's (one hash slot: the keys share
+-- the room id as their hash tag):
 -- KEYS: room (hash: applied, shown, chats), positions (zset member -> read position,
 -- inf while present), bases (hash member -> chats not counted as unread), unread (zset of the
 -- CHATs someone may not have read: "seq sender", score seq), presence (hash member -> the
 -- edges where they have the room open, space-separated), outcomes (hash seq -> reply), fence
 -- (the newest fencing epoch that wrote the room; outside `rs:`, so a rebuild keeps it).
--- ARGV: fencing epoch (0: none), record ('1': keep the outcome until published), stream
--- sequence, operation, operation arguments.
+-- ARGV: fencing epoch (0: none), then per event: stream sequence, record ('1': keep the
+-- outcome until published), operation, how many arguments follow, the operation's arguments.
+-- One call per run, not per event: the room's counters are read and written once, and Redis
+-- pays for calling Lua once (the cost of a CHAT in a small room is mostly that).
 --
 -- A member's unread count in the room is chats - base while absent, 0 while present. A
 -- message's unread set is the members whose position is below its sequence, but its sender.
 --
--- Returns {kind, previous, chats, count, lastRead, changes...} where kind is 'chat' (count:
--- unreadCount), 'shown' (INVITE, room creation, DELETE), 'leave' (count: readCount), 'info'
--- (count: readCount, lastRead: the newest message read or ''), 'out'; `previous` is the
--- room's previous published event, `chats` the room's CHAT count after the event; each change
--- is five strings: member, position and base before, position and base after ('' when not a
--- member, 'inf' while present). Or {'none'} when clients hear nothing, or {'fenced'} when a
--- holder with a newer epoch has written the room: then nothing is written.
--- An event applied before (a redelivery) changes nothing and returns the outcome recorded when
--- it was applied, while that outcome is not marked published (published.lua).
+-- Returns {'fenced'} when a holder with a newer epoch has written the room (then nothing is
+-- written), or one reply per event: {kind, previous, chats, count, lastRead, changes...} where
+-- kind is 'chat' (count: unreadCount), 'shown' (INVITE, room creation, DELETE), 'leave'
+-- (count: readCount), 'info' (count: readCount, lastRead: the newest message read or ''),
+-- 'out'; `previous` is the room's previous published event, `chats` the room's CHAT count
+-- after the event; each change is five strings: member, position and base before, position
+-- and base after ('' when not a member, 'inf' while present). Or {'none'} when clients hear
+-- nothing. An event applied before (a redelivery) changes nothing and gets the outcome
+-- recorded when it was applied, while that outcome is not marked published (published.lua).
 local k_room, k_pos, k_base, k_unread, k_presence, k_outcomes, k_fence =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
-local epoch, record = tonumber(ARGV[1]), ARGV[2] == '1'
-local seq, op = tonumber(ARGV[3]), ARGV[4]
+local epoch = tonumber(ARGV[1])
 
 if epoch > 0 then
   local held = tonumber(redis.call('GET', k_fence) or '0')
@@ -33,22 +35,13 @@ if epoch > 0 then
     redis.call('SET', k_fence, epoch)
   end
 end
-if seq <= tonumber(redis.call('HGET', k_room, 'applied') or '0') then
-  local recorded = redis.call('HGET', k_outcomes, seq)
-  if recorded then
-    return cmsgpack.unpack(recorded)
-  end
-  return {'none'}
-end
 
-local chats = tonumber(redis.call('HGET', k_room, 'chats') or '0')
-local changes = {}
-
-local function shown()
-  local previous = tonumber(redis.call('HGET', k_room, 'shown') or '0')
-  redis.call('HSET', k_room, 'shown', seq)
-  return previous
-end
+local counters = redis.call('HMGET', k_room, 'applied', 'chats', 'shown')
+local applied = tonumber(counters[1] or '0')
+local chats = tonumber(counters[2] or '0')
+local shown = tonumber(counters[3] or '0')
+-- The event being applied, what it did to members, and what clients hear of it.
+local seq, changes, reply
 
 -- Moves member u from (position, base) to (to_pos, to_base); '' removes them.
 local function move(u, position, base, to_pos, to_base)
@@ -94,119 +87,144 @@ local function newest_unread(u, p)
   end
 end
 
-local reply = {'none'}
+-- Sets what clients hear of the event, which becomes the room's newest published one.
 local function answer(kind, count, last)
-  reply = {kind, shown(), chats, count, last}
+  reply = {kind, shown, chats, count, last}
+  shown = seq
   for _, c in ipairs(changes) do
     reply[#reply + 1] = c
   end
 end
 
-if op == 'chat' then
-  local sender = ARGV[5]
-  chats = chats + 1
-  redis.call('HSET', k_room, 'chats', chats)
-  local sp = redis.call('ZSCORE', k_pos, sender)
-  local unread = redis.call('ZCOUNT', k_pos, '-inf', '(' .. seq)
-  if sp and sp ~= 'inf' then
-    -- The sender's own message never counts as unread for them.
-    local sb = tonumber(redis.call('HGET', k_base, sender) or '0')
-    move(sender, sp, sb, sp, sb + 1)
-    unread = unread - 1
-  end
-  if unread > 0 then
-    redis.call('ZADD', k_unread, seq, seq .. ' ' .. sender)
-  end
-  answer('chat', unread, '')
-elseif op == 'members' then
-  for i = 5, #ARGV do
-    local u = ARGV[i]
-    if not redis.call('ZSCORE', k_pos, u) then
-      local to = redis.call('HEXISTS', k_presence, u) == 1 and 'inf' or seq
-      move(u, '', '', to, chats)
+-- Applies operation op, whose arguments are ARGV[a..z], as event seq.
+local function apply(op, a, z)
+  if op == 'chat' then
+    local sender = ARGV[a]
+    chats = chats + 1
+    local sp = redis.call('ZSCORE', k_pos, sender)
+    local unread = redis.call('ZCOUNT', k_pos, '-inf', '(' .. seq)
+    if sp and sp ~= 'inf' then
+      -- The sender's own message never counts as unread for them.
+      local sb = tonumber(redis.call('HGET', k_base, sender) or '0')
+      move(sender, sp, sb, sp, sb + 1)
+      unread = unread - 1
     end
-  end
-  answer('shown', '', '')
-elseif op == 'delete' then
-  for i = 5, #ARGV do
-    local s = tonumber(ARGV[i])
-    local entry = redis.call('ZRANGEBYSCORE', k_unread, s, s)[1]
-    if entry then
-      redis.call('ZREM', k_unread, entry)
-      local sender = string.match(entry, '^%d+ (.*)$')
-      local behind = redis.call('ZRANGEBYSCORE', k_pos, '-inf', '(' .. s, 'WITHSCORES')
-      for j = 1, #behind, 2 do
-        local u = behind[j]
-        if u ~= sender then
-          local b = tonumber(redis.call('HGET', k_base, u) or '0')
-          move(u, behind[j + 1], b, behind[j + 1], b + 1)
+    if unread > 0 then
+      redis.call('ZADD', k_unread, seq, seq .. ' ' .. sender)
+    end
+    answer('chat', unread, '')
+  elseif op == 'members' then
+    for i = a, z do
+      local u = ARGV[i]
+      if not redis.call('ZSCORE', k_pos, u) then
+        local to = redis.call('HEXISTS', k_presence, u) == 1 and 'inf' or seq
+        move(u, '', '', to, chats)
+      end
+    end
+    answer('shown', '', '')
+  elseif op == 'delete' then
+    for i = a, z do
+      local s = tonumber(ARGV[i])
+      local entry = redis.call('ZRANGEBYSCORE', k_unread, s, s)[1]
+      if entry then
+        redis.call('ZREM', k_unread, entry)
+        local sender = string.match(entry, '^%d+ (.*)$')
+        local behind = redis.call('ZRANGEBYSCORE', k_pos, '-inf', '(' .. s, 'WITHSCORES')
+        for j = 1, #behind, 2 do
+          local u = behind[j]
+          if u ~= sender then
+            local b = tonumber(redis.call('HGET', k_base, u) or '0')
+            move(u, behind[j + 1], b, behind[j + 1], b + 1)
+          end
         end
       end
     end
-  end
-  answer('shown', '', '')
-elseif op == 'leave' then
-  -- Presence stays until the leaver's edges say OUT (a LEAVE ends their subscriptions); it
-  -- does not count for a non-member.
-  local u = ARGV[5]
-  local p = redis.call('ZSCORE', k_pos, u)
-  local count = 0
-  if p then
-    local b = tonumber(redis.call('HGET', k_base, u) or '0')
-    if p ~= 'inf' then
-      count = chats - b
-    end
-    move(u, p, b, '', '')
-    forget_read()
-  end
-  answer('leave', count, '')
-elseif op == 'enter' then
-  local u, e = ARGV[5], ARGV[6]
-  local edges = redis.call('HGET', k_presence, u)
-  if not edges then
-    redis.call('HSET', k_presence, u, e)
+    answer('shown', '', '')
+  elseif op == 'leave' then
+    -- Presence stays until the leaver's edges say OUT (a LEAVE ends their subscriptions); it
+    -- does not count for a non-member.
+    local u = ARGV[a]
     local p = redis.call('ZSCORE', k_pos, u)
+    local count = 0
     if p then
       local b = tonumber(redis.call('HGET', k_base, u) or '0')
-      local count, last = 0, ''
       if p ~= 'inf' then
         count = chats - b
-        if count > 0 then
-          last = newest_unread(u, p)
-        end
       end
-      move(u, p, b, 'inf', chats)
+      move(u, p, b, '', '')
       forget_read()
-      answer('info', count, last)
     end
-  elseif not string.find(' ' .. edges .. ' ', ' ' .. e .. ' ', 1, true) then
-    redis.call('HSET', k_presence, u, edges .. ' ' .. e)
-  end
-elseif op == 'exit' then
-  local u, e = ARGV[5], ARGV[6]
-  local edges = redis.call('HGET', k_presence, u)
-  if edges then
-    local rest = {}
-    for edge in string.gmatch(edges, '%S+') do
-      if edge ~= e then
-        rest[#rest + 1] = edge
-      end
-    end
-    if #rest > 0 then
-      redis.call('HSET', k_presence, u, table.concat(rest, ' '))
-    else
-      redis.call('HDEL', k_presence, u)
+    answer('leave', count, '')
+  elseif op == 'enter' then
+    local u, e = ARGV[a], ARGV[a + 1]
+    local edges = redis.call('HGET', k_presence, u)
+    if not edges then
+      redis.call('HSET', k_presence, u, e)
       local p = redis.call('ZSCORE', k_pos, u)
       if p then
         local b = tonumber(redis.call('HGET', k_base, u) or '0')
-        move(u, p, b, seq, chats)
-        answer('out', '', '')
+        local count, last = 0, ''
+        if p ~= 'inf' then
+          count = chats - b
+          if count > 0 then
+            last = newest_unread(u, p)
+          end
+        end
+        move(u, p, b, 'inf', chats)
+        forget_read()
+        answer('info', count, last)
+      end
+    elseif not string.find(' ' .. edges .. ' ', ' ' .. e .. ' ', 1, true) then
+      redis.call('HSET', k_presence, u, edges .. ' ' .. e)
+    end
+  elseif op == 'exit' then
+    local u, e = ARGV[a], ARGV[a + 1]
+    local edges = redis.call('HGET', k_presence, u)
+    if edges then
+      local rest = {}
+      for edge in string.gmatch(edges, '%S+') do
+        if edge ~= e then
+          rest[#rest + 1] = edge
+        end
+      end
+      if #rest > 0 then
+        redis.call('HSET', k_presence, u, table.concat(rest, ' '))
+      else
+        redis.call('HDEL', k_presence, u)
+        local p = redis.call('ZSCORE', k_pos, u)
+        if p then
+          local b = tonumber(redis.call('HGET', k_base, u) or '0')
+          move(u, p, b, seq, chats)
+          answer('out', '', '')
+        end
       end
     end
   end
 end
-redis.call('HSET', k_room, 'applied', seq)
-if record and reply[1] ~= 'none' then
-  redis.call('HSET', k_outcomes, seq, cmsgpack.pack(reply))
+
+local replies, outcomes = {}, {}
+local i = 2
+while i <= #ARGV do
+  local record, op, a = ARGV[i + 1] == '1', ARGV[i + 2], i + 4
+  local z = a + tonumber(ARGV[i + 3]) - 1
+  seq, i = tonumber(ARGV[i]), z + 1
+  if seq <= applied then
+    local recorded = redis.call('HGET', k_outcomes, seq)
+    replies[#replies + 1] = recorded and cmsgpack.unpack(recorded) or {'none'}
+  else
+    changes, reply = {}, {'none'}
+    apply(op, a, z)
+    applied = seq
+    if record and reply[1] ~= 'none' then
+      outcomes[#outcomes + 1] = seq
+      outcomes[#outcomes + 1] = cmsgpack.pack(reply)
+    end
+    replies[#replies + 1] = reply
+  end
 end
-return reply
+redis.call('HSET', k_room, 'applied', applied, 'chats', chats, 'shown', shown)
+-- In slices: unpack() has a bounded stack.
+for j = 1, #outcomes, 256 do
+  redis.call('HSET', k_outcomes, unpack(outcomes, j, math.min(j + 255, #outcomes)))
+end
+return replies

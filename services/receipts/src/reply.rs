@@ -81,7 +81,18 @@ fn member(position: &str, base: &str) -> Result<Option<Member>, ReadStateError> 
     Ok(Some(Member { position, base }))
 }
 
-/// Decodes one reply of `apply.lua`.
+/// Decodes what `apply.lua` answers for a run of one room's events: one reply per event.
+pub fn applied_run(reply: Value) -> Result<Vec<Applied>, ReadStateError> {
+    let Value::Array(items) = reply else {
+        return Err(bad("not an array"));
+    };
+    if items.first().and_then(text).as_deref() == Some("fenced") {
+        return Err(ReadStateError::Fenced);
+    }
+    items.into_iter().map(applied).collect()
+}
+
+/// Decodes one event's reply of `apply.lua`.
 pub fn applied(reply: Value) -> Result<Applied, ReadStateError> {
     let Value::Array(items) = reply else {
         return Err(bad("not an array"));
@@ -231,6 +242,30 @@ mod tests {
             s("bob"),
         ]))
         .is_err());
+    }
+
+    #[test]
+    fn a_run_has_one_reply_per_event_unless_fenced() {
+        assert!(matches!(
+            applied_run(Value::Array(vec![s("fenced")])),
+            Err(ReadStateError::Fenced)
+        ));
+        let run = applied_run(Value::Array(vec![
+            Value::Array(vec![s("none")]),
+            Value::Array(vec![
+                s("chat"),
+                Value::Int(3),
+                Value::Int(2),
+                Value::Int(1),
+                s(""),
+            ]),
+        ]))
+        .expect("decodes");
+        assert_eq!(
+            run.iter().map(|a| a.kind).collect::<Vec<_>>(),
+            [Kind::Nothing, Kind::Chat]
+        );
+        assert_eq!((run[1].previous, run[1].chats, run[1].count), (3, 2, 1));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Applying the log to the read state: one `apply.lua` call per event, a whole batch in one
-//! pipelined round trip, each call atomic and applied at most once per room sequence. Each
+//! Applying the log to the read state: one `apply.lua` call per room of a batch with the
+//! room's events in log order, the whole batch in one pipelined round trip, each call atomic
+//! and each event applied at most once per room sequence. Each
 //! applied event's outcome is recorded until [`ReadState::published`] marks it published, so a
 //! redelivery after a crash publishes exactly what the first application would have. Every
 //! write is fenced by the holder's epoch, room by room.
@@ -14,7 +15,7 @@ use crate::keys::{ReadKeys, RoomKeys};
 use crate::reply::{self, Applied, Kind, Loaded};
 use crate::room_counts::RoomCache;
 
-/// The script that applies one event.
+/// The script that applies a run of one room's events.
 const APPLY: &str = include_str!("apply.lua");
 
 /// The script that loads (and fences) a room for the in-memory counts.
@@ -212,17 +213,20 @@ impl ReadState {
             add.arg(&index).arg(entry);
             before.push((index, add));
         }
-        let mut scripts = Vec::with_capacity(events.len());
-        for event in events {
-            let record = fence.is_some() && event.seq > silent_until;
-            let room = self.keys.room(&event.envelope.room_id);
+        let runs = room_runs(events);
+        let mut scripts = Vec::with_capacity(runs.len());
+        for run in &runs {
+            let room = self.keys.room(&events[run[0]].envelope.room_id);
             let mut call = redis::cmd("EVALSHA");
             call.arg(self.apply.get_hash()).arg(7);
             room_keys(&mut call, &room);
-            call.arg(epoch)
-                .arg(if record { "1" } else { "0" })
-                .arg(event.seq);
-            operation(&event.envelope, &mut call);
+            call.arg(epoch);
+            for &i in run {
+                let event = &events[i];
+                let record = fence.is_some() && event.seq > silent_until;
+                call.arg(event.seq).arg(if record { "1" } else { "0" });
+                operation(&event.envelope, &mut call);
+            }
             scripts.push((room.room, call));
         }
         let mut after = Vec::new();
@@ -233,18 +237,28 @@ impl ReadState {
             after.push((index, remove));
         }
         let replies = self.in_order(before, scripts, after).await?;
-        if replies.len() != events.len() {
+        if replies.len() != runs.len() {
             return Err(ReadStateError::Answer(format!(
-                "{} replies to {} events",
+                "{} replies to {} rooms",
                 replies.len(),
-                events.len()
+                runs.len()
             )));
         }
-        let mut outcomes = Vec::with_capacity(events.len());
-        for (event, reply) in events.iter().zip(replies) {
-            let applied = reply::applied(reply)?;
-            let publish = fence.is_some() && event.seq > silent_until;
-            outcomes.push(self.outcome(&event.envelope.room_id, applied, publish)?);
+        let mut outcomes = vec![Outcome::Nothing; events.len()];
+        for (run, reply) in runs.iter().zip(replies) {
+            let applied = reply::applied_run(reply)?;
+            if applied.len() != run.len() {
+                return Err(ReadStateError::Answer(format!(
+                    "{} replies to a room's {} events",
+                    applied.len(),
+                    run.len()
+                )));
+            }
+            for (&i, applied) in run.iter().zip(applied) {
+                let event = &events[i];
+                let publish = fence.is_some() && event.seq > silent_until;
+                outcomes[i] = self.outcome(&event.envelope.room_id, applied, publish)?;
+            }
         }
         Ok(outcomes)
     }
@@ -477,45 +491,55 @@ fn edge_presence(events: &[LoggedEvent]) -> (Vec<EdgeEntry>, Vec<EdgeEntry>) {
     (pairs(entered), pairs(exited))
 }
 
-/// The script's operation and arguments for one event.
+/// The batch's events by room: for each room, the indexes of its events in log order.
+fn room_runs(events: &[LoggedEvent]) -> Vec<Vec<usize>> {
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut of_room: HashMap<&RoomId, usize> = HashMap::new();
+    for (i, event) in events.iter().enumerate() {
+        let run = *of_room.entry(&event.envelope.room_id).or_insert_with(|| {
+            runs.push(Vec::new());
+            runs.len() - 1
+        });
+        runs[run].push(i);
+    }
+    runs
+}
+
+/// The script's operation for one event: its name, how many arguments follow, and them.
 fn operation(envelope: &Envelope, call: &mut redis::Cmd) {
     match &envelope.event {
         ChatEvent::Chat { .. } => {
-            call.arg("chat").arg(envelope.actor.as_str());
+            call.arg("chat").arg(1).arg(envelope.actor.as_str());
         }
-        ChatEvent::RoomCreated { members, .. } => {
-            call.arg("members");
-            for member in members {
-                call.arg(member.as_str());
-            }
-        }
-        ChatEvent::Invite { user_ids } => {
-            call.arg("members");
-            for user in user_ids {
+        ChatEvent::RoomCreated { members: users, .. } | ChatEvent::Invite { user_ids: users } => {
+            call.arg("members").arg(users.len());
+            for user in users {
                 call.arg(user.as_str());
             }
         }
         ChatEvent::Delete { message_ids } => {
-            call.arg("delete");
+            call.arg("delete").arg(message_ids.len());
             for id in message_ids {
                 call.arg(id.sequence());
             }
         }
         ChatEvent::Leave { user_id, .. } => {
-            call.arg("leave").arg(user_id.as_str());
+            call.arg("leave").arg(1).arg(user_id.as_str());
         }
         ChatEvent::Info { user_id, edge, .. } => {
             call.arg("enter")
+                .arg(2)
                 .arg(user_id.as_str())
                 .arg(edge.as_deref().unwrap_or_default());
         }
         ChatEvent::Out { user_id, edge } => {
             call.arg("exit")
+                .arg(2)
                 .arg(user_id.as_str())
                 .arg(edge.as_deref().unwrap_or_default());
         }
         ChatEvent::Unknown => {
-            call.arg("none");
+            call.arg("none").arg(0);
         }
     }
 }
