@@ -12,7 +12,7 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::statement::SerialConsistency;
 
-use crate::redis_connection::RedisConnection;
+use crate::redis_connection::{ClusterHandle, RedisConnection};
 use crate::settings::{CassandraSettings, InvalidSetting, NatsSettings, RedisSettings};
 
 /// A server could not be reached or prepared.
@@ -143,8 +143,8 @@ pub async fn redis(settings: &RedisSettings) -> Result<RedisConnection, ConnectE
         .response_timeout(settings.connect_timeout())
         .build()
         .map_err(error)?;
-    let mut connection =
-        RedisConnection::Cluster(client.get_async_connection().await.map_err(error)?);
+    let connection = client.get_async_connection().await.map_err(error)?;
+    let mut connection = RedisConnection::Cluster(ClusterHandle::new(client, connection));
     redis::cmd("PING")
         .query_async::<String>(&mut connection)
         .await

@@ -5,11 +5,16 @@
 //! runs one only when every command of it is in one hash slot, so [`RedisConnection::pipeline`]
 //! takes each command with the key that places it, and on a cluster sends one pipeline per
 //! slot, concurrently, answering in the order given.
+//!
+//! A cluster connection that keeps timing out is replaced by a new one ([`ClusterHandle`]).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
@@ -20,7 +25,78 @@ pub enum RedisConnection {
     /// One server (or a primary), reconnecting by itself.
     Single(ConnectionManager),
     /// A cluster: commands go to the node that holds their slot, following failovers.
-    Cluster(ClusterConnection),
+    Cluster(ClusterHandle),
+}
+
+/// Least time between two replacements of a cluster connection.
+const RENEW_EVERY: Duration = Duration::from_secs(5);
+
+/// A Redis Cluster connection, made afresh when a request times out (at most every
+/// [`RENEW_EVERY`]). redis-rs's cluster connection can stay stuck after a primary's failover,
+/// every request timing out for good (seen in the chaos run: a notifier timed out for 11 minutes
+/// after `redis-master-kill`, while one started after the failover worked at once); a new
+/// connection maps the cluster again from its nodes.
+#[derive(Clone)]
+pub struct ClusterHandle(Arc<ClusterShared>);
+
+/// What the clones of a [`ClusterHandle`] share.
+struct ClusterShared {
+    /// Makes new connections, from every configured node.
+    client: ClusterClient,
+    /// The connection in use, and when it was made.
+    current: Mutex<(ClusterConnection, Instant)>,
+}
+
+impl ClusterHandle {
+    /// Uses `connection`, made by `client`.
+    pub(crate) fn new(client: ClusterClient, connection: ClusterConnection) -> Self {
+        Self(Arc::new(ClusterShared {
+            client,
+            current: Mutex::new((connection, Instant::now())),
+        }))
+    }
+
+    /// The connection in use (a cheap clone of it).
+    fn connection(&self) -> ClusterConnection {
+        let current = self
+            .0
+            .current
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        current.0.clone()
+    }
+
+    /// Replaces the connection when `result` timed out and it is older than [`RENEW_EVERY`];
+    /// the request itself is not repeated (its caller retries as for any Redis error).
+    async fn after<T>(&self, result: &RedisResult<T>) {
+        if !result.as_ref().is_err_and(redis::RedisError::is_timeout) {
+            return;
+        }
+        {
+            let mut current = self
+                .0
+                .current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if current.1.elapsed() < RENEW_EVERY {
+                return;
+            }
+            // Claimed: concurrent timeouts do not connect again meanwhile.
+            current.1 = Instant::now();
+        }
+        tracing::warn!("Redis Cluster requests time out; connecting to the cluster afresh");
+        match self.0.client.get_async_connection().await {
+            Ok(connection) => {
+                let mut current = self
+                    .0
+                    .current
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                *current = (connection, Instant::now());
+            }
+            Err(error) => tracing::warn!(%error, "cannot connect to the Redis Cluster afresh"),
+        }
+    }
 }
 
 impl RedisConnection {
@@ -41,7 +117,8 @@ impl RedisConnection {
                 }
                 pipe.query_async(&mut connection.clone()).await
             }
-            Self::Cluster(connection) => {
+            Self::Cluster(cluster) => {
+                let connection = cluster.connection();
                 let mut slots: HashMap<Slot, (Pipeline, Vec<usize>)> = HashMap::new();
                 let count = commands.len();
                 for (i, (key, command)) in commands.into_iter().enumerate() {
@@ -58,7 +135,9 @@ impl RedisConnection {
                         Ok::<_, redis::RedisError>(places.into_iter().zip(replies))
                     }
                 }))
-                .await?;
+                .await;
+                cluster.after(&answers).await;
+                let answers = answers?;
                 let mut ordered = vec![Value::Nil; count];
                 for (place, reply) in answers.into_iter().flatten() {
                     ordered[place] = reply;
@@ -78,12 +157,14 @@ impl RedisConnection {
     pub async fn replicated(&self, timeout_ms: u64) -> RedisResult<i64> {
         match self {
             Self::Single(_) => Ok(1),
-            Self::Cluster(connection) => {
-                redis::cmd("WAIT")
+            Self::Cluster(cluster) => {
+                let replicas = redis::cmd("WAIT")
                     .arg(1)
                     .arg(timeout_ms)
-                    .query_async(&mut connection.clone())
-                    .await
+                    .query_async(&mut cluster.connection())
+                    .await;
+                cluster.after(&replicas).await;
+                replicas
             }
         }
     }
@@ -98,8 +179,8 @@ impl RedisConnection {
                 })
                 .await
             }
-            Self::Cluster(connection) => {
-                let mut connection = connection.clone();
+            Self::Cluster(cluster) => {
+                let mut connection = cluster.connection();
                 let nodes: String = redis::cmd("CLUSTER")
                     .arg("NODES")
                     .query_async(&mut connection)
@@ -175,7 +256,11 @@ impl ConnectionLike for RedisConnection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Self::Single(connection) => connection.req_packed_command(cmd),
-            Self::Cluster(connection) => connection.req_packed_command(cmd),
+            Self::Cluster(cluster) => Box::pin(async move {
+                let result = cluster.connection().req_packed_command(cmd).await;
+                cluster.after(&result).await;
+                result
+            }),
         }
     }
 
@@ -187,14 +272,21 @@ impl ConnectionLike for RedisConnection {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Self::Single(connection) => connection.req_packed_commands(cmd, offset, count),
-            Self::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
+            Self::Cluster(cluster) => Box::pin(async move {
+                let result = cluster
+                    .connection()
+                    .req_packed_commands(cmd, offset, count)
+                    .await;
+                cluster.after(&result).await;
+                result
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Self::Single(connection) => connection.get_db(),
-            Self::Cluster(connection) => connection.get_db(),
+            Self::Cluster(cluster) => cluster.connection().get_db(),
         }
     }
 }
