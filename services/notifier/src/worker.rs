@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
@@ -61,6 +62,10 @@ pub enum NotifierError {
 
 /// Recipients of one event worked on at once (their sends share the FCM concurrency limit).
 const USERS_AT_ONCE: usize = 32;
+
+/// How long recording a sent push is retried: handing the event back after FCM accepted the
+/// push would send it again, and a Redis Cluster failover takes a few seconds.
+const RECORD_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Recipients whose mutes and tokens are read in one Cassandra query each.
 const LOOKUP_CHUNK: usize = 100;
@@ -379,19 +384,7 @@ async fn push_user(
     for token in tokens {
         let body = message(&audience.notice, token, badge);
         match shared.fcm.send(&body).await {
-            Delivery::Delivered => {
-                redis::pipe()
-                    .cmd("SADD")
-                    .arg(sent_key)
-                    .arg(token)
-                    .ignore()
-                    .cmd("EXPIRE")
-                    .arg(sent_key)
-                    .arg(shared.config.sent_record_seconds)
-                    .ignore()
-                    .query_async::<()>(&mut shared.redis.clone())
-                    .await?;
-            }
+            Delivery::Delivered => record_sent(shared, sent_key, token).await?,
             Delivery::DeadToken(code) => {
                 tracing::info!(user, code, "FCM says the token is dead; removing it");
                 shared.directory.forget_token(user, token).await?;
@@ -402,4 +395,31 @@ async fn push_user(
         }
     }
     Ok(())
+}
+
+/// Records that `token` got the push of `sent_key`'s event, retrying for [`RECORD_PATIENCE`].
+async fn record_sent(shared: &Shared, sent_key: &str, token: &str) -> redis::RedisResult<()> {
+    let began = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let recorded = redis::pipe()
+            .cmd("SADD")
+            .arg(sent_key)
+            .arg(token)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(sent_key)
+            .arg(shared.config.sent_record_seconds)
+            .ignore()
+            .query_async::<()>(&mut shared.redis.clone())
+            .await;
+        match recorded {
+            Err(error) if began.elapsed() + pause < RECORD_PATIENCE => {
+                tracing::warn!(%error, "cannot record a sent push yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            other => return other,
+        }
+    }
 }
