@@ -66,12 +66,16 @@ impl ClusterHandle {
         current.0.clone()
     }
 
-    /// Replaces the connection when `result` timed out and it is older than [`RENEW_EVERY`];
-    /// the request itself is not repeated (its caller retries as for any Redis error).
+    /// Replaces the connection when `result` timed out; the request itself is not repeated
+    /// (its caller retries as for any Redis error).
     async fn after<T>(&self, result: &RedisResult<T>) {
-        if !result.as_ref().is_err_and(redis::RedisError::is_timeout) {
-            return;
+        if result.as_ref().is_err_and(redis::RedisError::is_timeout) {
+            self.renew().await;
         }
+    }
+
+    /// Replaces the connection unless it is younger than [`RENEW_EVERY`].
+    async fn renew(&self) {
         {
             let mut current = self
                 .0
@@ -163,7 +167,12 @@ impl RedisConnection {
                     .arg(timeout_ms)
                     .query_async(&mut cluster.connection())
                     .await;
-                cluster.after(&replicas).await;
+                // `WAIT` goes to every node the connection takes for a primary, and a stale
+                // map (a killed primary back as a replica, which refuses `WAIT`) fails it for
+                // good, with no redirect to correct it (seen in a chaos run): map afresh.
+                if replicas.is_err() {
+                    cluster.renew().await;
+                }
                 replicas
             }
         }

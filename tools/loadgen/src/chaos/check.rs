@@ -166,6 +166,12 @@ pub struct Findings {
     pub history_complete: Option<Duration>,
     /// How long the unread counts took to converge.
     pub unread_converged: Option<Duration>,
+    /// (CHAT, device token) pairs that got no push.
+    pub push_missing: usize,
+    /// (CHAT, device token) pairs pushed more than once, described.
+    pub push_repeated: Vec<String>,
+    /// How long after the check began every push had arrived; `None`: not within the patience.
+    pub pushes_complete: Option<Duration>,
 }
 
 /// Compares the history (newer than `after` per room, the same from every edge) with what the

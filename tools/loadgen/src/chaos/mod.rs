@@ -1,7 +1,8 @@
 //! `loadgen chaos`: steady STOMP load over every edge of the local cluster (`scripts/cluster`)
 //! while one node after another is killed or frozen and brought back, checking after each fault
 //! that nothing acknowledged was lost or stored twice, that every client's live stream has every
-//! message once and in order, and that unread counts converge; and measuring how long writes
+//! message once and in order, that unread counts converge and that every CHAT is pushed once to
+//! each device of a member away from the room; and measuring how long writes
 //! and live delivery stalled and how long recovery took. `scripts/chaos` runs it;
 //! docs/durability.md ("Chaos results") holds the last results.
 
@@ -9,6 +10,7 @@ mod check;
 mod client;
 mod faults;
 mod options;
+mod push;
 mod report;
 
 use std::collections::HashSet;
@@ -75,6 +77,8 @@ struct Cluster {
     wall: String,
     /// CHATs in each room's history so far.
     chats: Vec<u64>,
+    /// The watchers' and the member of every room's devices.
+    devices: push::Devices,
 }
 
 async fn chaos(options: Options) -> anyhow::Result<()> {
@@ -97,6 +101,15 @@ async fn chaos(options: Options) -> anyhow::Result<()> {
                 .with_context(|| format!("edge address {base}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let fcm = endpoints
+        .get("CHAT_NOTIFIER__FCM_BASE_URL")
+        .ok_or_else(|| {
+            anyhow!(
+                "no CHAT_NOTIFIER__FCM_BASE_URL in {}",
+                options.endpoints.display()
+            )
+        })?
+        .clone();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
@@ -138,6 +151,17 @@ async fn chaos(options: Options) -> anyhow::Result<()> {
         bases.len(),
         options.interval.as_millis()
     );
+    // Shaped like FCM registration tokens (32 or more of [A-Za-z0-9_:-]), which FCM checks.
+    let device = |name: &str| format!("{name}:APA91b-chaos-device-token");
+    let devices = push::Devices {
+        fcm,
+        watchers: watcher_names.iter().map(|name| device(name)).collect(),
+        wall: device(&wall_name),
+    };
+    for (user, device) in watchers.iter().zip(&devices.watchers) {
+        push::register(&http, &bases[0], user, device).await?;
+    }
+    push::register(&http, &bases[0], &wall, &devices.wall).await?;
     let mut rooms = Vec::new();
     let mut origins = Vec::new();
     for (k, room_members) in members.iter().enumerate() {
@@ -198,6 +222,7 @@ async fn chaos(options: Options) -> anyhow::Result<()> {
         watchers,
         wall,
         chats: vec![0; options.rooms],
+        devices,
     };
     let mut rows = Vec::new();
     let mut after = origins.clone();
@@ -451,6 +476,8 @@ async fn pause_and_check(
     }
     progress("history read; checking unread counts");
     unread(cluster, after, &mut findings).await?;
+    progress("unread counts checked; checking pushes");
+    push::check(&cluster.http, &cluster.devices, &histories, &mut findings).await?;
     if !full {
         *after = check::newest(after, &histories);
     }

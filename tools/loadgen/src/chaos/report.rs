@@ -72,6 +72,8 @@ impl Row {
             || f.live_lost > 0
             || f.live_repeated > 0
             || f.live_misordered > 0
+            || f.push_missing > 0
+            || !f.push_repeated.is_empty()
     }
 
     /// The notes column: what the numbers do not show.
@@ -106,6 +108,15 @@ impl Row {
                 secs(after)
             ));
         }
+        if !f.push_repeated.is_empty() {
+            remarks.push(format!(
+                "pushed more than once: {}",
+                sample(&f.push_repeated)
+            ));
+        }
+        if let Some(after) = f.pushes_complete.filter(|d| *d > Duration::from_secs(1)) {
+            remarks.push(format!("every push arrived after {}", secs(after)));
+        }
         match f.unread_converged {
             Some(after) if after > Duration::from_millis(500) => {
                 remarks.push(format!("unread counts converged after {}", secs(after)));
@@ -136,7 +147,7 @@ fn secs(d: Duration) -> String {
 pub fn line(row: &Row) -> String {
     let f = &row.findings;
     format!(
-        "  {} {}: sent {} acked {} lost {} duplicated {} live lost {} repeated {}; RECEIPT gap {}, live stall {}, recovered {}; {}",
+        "  {} {}: sent {} acked {} lost {} duplicated {} live lost {} repeated {} pushes missing {} repeated {}; RECEIPT gap {}, live stall {}, recovered {}; {}",
         row.fault,
         row.node,
         f.sent,
@@ -145,6 +156,8 @@ pub fn line(row: &Row) -> String {
         f.duplicated.len(),
         f.live_lost,
         f.live_repeated,
+        f.push_missing,
+        f.push_repeated.len(),
         secs(row.receipt_gap),
         secs(row.live_stall),
         row.recovered.map_or("-".to_owned(), secs),
@@ -157,8 +170,8 @@ pub fn table(rows: &[Row], options: &Options, tag: &str, drops: &HashMap<String,
     let date = time::OffsetDateTime::now_utc().date();
     let mut out = format!(
         "Last run {date} (run `chaos{tag}`, `scripts/chaos`): {} users over 3 edges, each in 2 of {} \
-         GROUP rooms, a CHAT every {} ms each over STOMP SEND with `receipt`; killed nodes down {} s, \
-         frozen ones {} s.\n\n",
+         GROUP rooms, a CHAT every {} ms each over STOMP SEND with `receipt`, every CHAT pushed to two \
+         device tokens; killed nodes down {} s, frozen ones {} s.\n\n",
         options.users,
         options.rooms,
         options.interval.as_millis(),
@@ -166,13 +179,13 @@ pub fn table(rows: &[Row], options: &Options, tag: &str, drops: &HashMap<String,
         options.freeze.as_secs()
     );
     out.push_str(
-        "| Fault | Node | Sent | Acked | Lost | Duplicated | Live lost / repeated | Longest RECEIPT gap | Longest live stall | Node ready | Recovered | Notes |\n\
-         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
+        "| Fault | Node | Sent | Acked | Lost | Duplicated | Live lost / repeated | Pushes missing / repeated | Longest RECEIPT gap | Longest live stall | Node ready | Recovered | Notes |\n\
+         |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
     );
     for row in rows {
         let f = &row.findings;
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} | {} | {} | {} |\n",
             row.fault,
             row.node,
             f.sent,
@@ -181,6 +194,8 @@ pub fn table(rows: &[Row], options: &Options, tag: &str, drops: &HashMap<String,
             f.duplicated.len(),
             f.live_lost,
             f.live_repeated,
+            f.push_missing,
+            f.push_repeated.len(),
             if row.receipt_gap.is_zero() {
                 "-".to_owned()
             } else {
