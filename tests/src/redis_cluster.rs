@@ -95,34 +95,22 @@ impl RedisCluster {
             }
         }
         for node in replica_nodes {
-            let mut conn = connection(node.port()).await;
-            loop {
-                let info: String = redis::cmd("INFO")
-                    .arg("replication")
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_else(|e| panic!("INFO: {e}"));
-                if info.contains("master_link_status:up") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "replica not in sync: {info}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            answers_with(
+                node.port(),
+                &["INFO", "replication"],
+                "master_link_status:up",
+                deadline,
+            )
+            .await;
         }
         for node in &cluster.nodes {
-            let mut conn = connection(node.port()).await;
-            loop {
-                let info: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_else(|e| panic!("CLUSTER INFO: {e}"));
-                if info.contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "cluster not ok: {info}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            answers_with(
+                node.port(),
+                &["CLUSTER", "INFO"],
+                "cluster_state:ok",
+                deadline,
+            )
+            .await;
         }
         cluster
     }
@@ -153,4 +141,25 @@ async fn connection(port: u16) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap_or_else(|e| panic!("node {port}: {e}"))
+}
+
+/// Repeats `command` on the node at `port` until its answer contains `wanted`; panics with the
+/// last answer at `deadline`.
+async fn answers_with(port: u16, command: &[&str], wanted: &str, deadline: Instant) {
+    let mut conn = connection(port).await;
+    loop {
+        let answer: String = redis::cmd(command[0])
+            .arg(&command[1..])
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+        if answer.contains(wanted) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{command:?} never said {wanted}: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
