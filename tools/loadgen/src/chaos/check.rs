@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use tokio::time::{sleep, Instant};
 
@@ -61,7 +62,7 @@ pub async fn history(
         if let Some(cursor) = &before {
             url.push_str(&format!("&before={cursor}"));
         }
-        let page = page(http, &url, token).await?;
+        let page: Page = get_json(http, &url, token).await?;
         let mut reached = false;
         for entry in page.messages {
             let id: u64 = entry
@@ -89,31 +90,12 @@ pub async fn history(
     })
 }
 
-/// One page, retried while the edge answers an error.
-async fn page(http: &reqwest::Client, url: &str, token: &str) -> anyhow::Result<Page> {
-    let began = Instant::now();
-    loop {
-        let error = match http.get(url).bearer_auth(token).send().await {
-            Ok(response) if response.status().is_success() => match response.json().await {
-                Ok(page) => return Ok(page),
-                Err(e) => format!("undecodable page: {e}"),
-            },
-            Ok(response) => format!("HTTP {}", response.status()),
-            Err(e) => e.to_string(),
-        };
-        if began.elapsed() > PAGE_PATIENCE {
-            bail!("GET {url}: {error}");
-        }
-        sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// A JSON document read with `token`, retried while the edge answers an error.
-pub async fn get_json(
+pub async fn get_json<T: DeserializeOwned>(
     http: &reqwest::Client,
     url: &str,
     token: &str,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<T> {
     let began = Instant::now();
     loop {
         let error = match http.get(url).bearer_auth(token).send().await {

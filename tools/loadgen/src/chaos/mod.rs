@@ -529,7 +529,7 @@ async fn unread(cluster: &Cluster, after: &[u64], findings: &mut Findings) -> an
         for (k, room) in cluster.run.rooms.iter().enumerate() {
             let token = &cluster.watchers[k];
             let url = format!("{base}/api/rooms/{room}");
-            let answer = check::get_json(&cluster.http, &url, token).await?;
+            let answer = check::get_json::<Value>(&cluster.http, &url, token).await?;
             let count = answer["unreadCount"].as_u64();
             if count != Some(cluster.chats[k]) {
                 problems.push(format!(
@@ -551,8 +551,9 @@ async fn unread(cluster: &Cluster, after: &[u64], findings: &mut Findings) -> an
         }
         let total: u64 = cluster.chats.iter().sum();
         let url = format!("{base}/api/users/me/unread");
-        let badge =
-            check::get_json(&cluster.http, &url, &cluster.wall).await?["unreadCount"].as_u64();
+        let badge = check::get_json::<Value>(&cluster.http, &url, &cluster.wall).await?
+            ["unreadCount"]
+            .as_u64();
         if badge != Some(total) {
             problems.push(format!(
                 "badge of the member of every room {badge:?}, the log {total}"
@@ -560,7 +561,8 @@ async fn unread(cluster: &Cluster, after: &[u64], findings: &mut Findings) -> an
         }
         let mut present_unread = 0;
         for token in &cluster.users {
-            let badge = check::get_json(&cluster.http, &url, token).await?["unreadCount"].as_u64();
+            let badge =
+                check::get_json::<Value>(&cluster.http, &url, token).await?["unreadCount"].as_u64();
             if badge != Some(0) {
                 present_unread += 1;
             }

@@ -52,7 +52,7 @@ async fn pushed(
     device: &str,
 ) -> anyhow::Result<HashMap<String, usize>> {
     let url = format!("{fcm}/admin/deliveries?token={device}");
-    let answer = check::get_json(http, &url, "").await?;
+    let answer = check::get_json::<serde_json::Value>(http, &url, "").await?;
     let deliveries = answer["deliveries"]
         .as_array()
         .ok_or_else(|| anyhow!("{url}: no deliveries list"))?;
