@@ -78,6 +78,17 @@ impl ServiceProcess {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process: `STOP` freezes it as a long stall
+    /// or a partition would, until `CONT`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid.clone()])
+            .status()
+            .unwrap_or_else(|e| panic!("kill -{signal} {pid}: {e}"));
+        assert!(status.success(), "kill -{signal} {pid}: {status}");
+    }
+
     /// Asks the process to stop (SIGTERM) and waits for it.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();

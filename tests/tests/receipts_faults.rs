@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::PullConsumer;
 use chat_tests::stomp::StompClient;
 use chat_tests::{binary, ServiceProcess, TestApp};
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 async fn next_of(client: &mut StompClient, kind: &str, within: Duration) -> Option<Value> {
@@ -150,6 +152,84 @@ async fn a_receipts_worker_killed_mid_stream_loses_and_doubles_nothing() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["userIds"], json!(["bob", "carol"]));
     }
+    drop(worker);
+}
+
+/// Events handed out by the consumer but lost on their way (a fetch that timed out while the
+/// server answered it, a consumer leader moving off a frozen NATS server) stay pending, and the
+/// next batch starts after them. The worker acks cumulatively, so acking that batch would ack
+/// events it never applied: it must notice the jump and read them again. Here a rival client
+/// takes them from the worker's consumer while the worker is frozen, and never acks them.
+#[tokio::test]
+async fn events_a_fetch_lost_on_their_way_are_applied_all_the_same() {
+    let mut app = TestApp::start().await;
+    app.stop_receipts().await;
+    let worker = ServiceProcess::start(
+        "receipts",
+        &app.env,
+        &[
+            ("CHAT_RECEIPTS__FETCH_WAIT_MS", "50"),
+            ("CHAT_RECEIPTS__LEASE_MS", "10000"),
+        ],
+    );
+    let room = app.group("alice", &["bob", "carol"]).await;
+    let mut alice = StompClient::connect(&app.base_url, &app.token("alice")).await;
+    alice
+        .subscribe("r", &format!("/sub/rooms/{room}"), &[])
+        .await;
+    let mut sent = vec![send(&app, "alice", &room, "before").await];
+    let first = next_of(&mut alice, "CHAT", Duration::from_secs(15)).await;
+    assert_eq!(first.expect("the worker runs")["messageId"], sent[0]);
+
+    worker.signal("STOP");
+    // Longer than the frozen worker's pull request lives (`fetch_wait_ms`).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..5 {
+        sent.push(send(&app, "alice", &room, &format!("lost {i}")).await);
+    }
+    let stream = app
+        .env
+        .jetstream
+        .get_stream(app.env.log.stream_name())
+        .await
+        .expect("stream");
+    let consumer: PullConsumer = stream
+        .get_consumer(&receipts::settings::consumer_name(0, 1))
+        .await
+        .expect("the worker's consumer");
+    let mut taken = consumer
+        .fetch()
+        .max_messages(5)
+        .expires(Duration::from_secs(2))
+        .messages()
+        .await
+        .expect("fetch");
+    let mut lost = 0;
+    while let Some(message) = taken.next().await {
+        message.expect("message");
+        lost += 1;
+    }
+    assert_eq!(lost, 5, "the rival took the frozen worker's events");
+    worker.signal("CONT");
+    for i in 0..5 {
+        sent.push(send(&app, "alice", &room, &format!("after {i}")).await);
+    }
+
+    wait_for_badge(&app, "bob", 11).await;
+    wait_for_badge(&app, "carol", 11).await;
+    let mut live = Vec::new();
+    while live.len() < sent.len() - 1 {
+        let Some(chat) = next_of(&mut alice, "CHAT", Duration::from_secs(15)).await else {
+            break;
+        };
+        assert_eq!(chat["unreadCount"], 2, "{chat}");
+        live.push(chat["messageId"].as_str().expect("id").to_owned());
+    }
+    assert_eq!(
+        live,
+        sent[1..],
+        "every CHAT delivered live once, in log order"
+    );
     drop(worker);
 }
 

@@ -7,13 +7,14 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::message::Acker;
 use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::AckKind;
 use chat_platform::connect;
 use chat_platform::health::{self, Activity, HealthServer, Probe, Report};
+use chat_platform::log_order::{continuity, resume_after};
 use chat_schemas::EventLog;
 use futures::StreamExt;
 use scylla::client::session::Session;
@@ -165,8 +166,8 @@ enum End {
     Stopped,
     /// The lease was lost: stand by, applying nothing more.
     Lost,
-    /// The term could not go on (the consumer could not be set up, or another process took
-    /// events from it): give the lease up and try again later.
+    /// The term could not go on (the consumer could not be set up, or it skipped events): give
+    /// the lease up and try again later.
     Yielded,
 }
 
@@ -188,8 +189,9 @@ impl Term {
     /// Starts with an empty room cache and a consumer recreated from the keyspace's progress.
     /// Before each fetch and again before each batch is applied, the lease must still be held;
     /// every batch must continue the log exactly where this term's previous one ended, else
-    /// another process took events from the consumer and this one stops without writing (the
-    /// room cache would miss those events).
+    /// another process took events from the consumer or they were lost in transit
+    /// ([`chat_platform::log_order`]), and this one stops without writing: the next term reads
+    /// them again from the keyspace's progress.
     async fn run(&mut self, lease: &Lease, stop: &CancellationToken) -> End {
         let config = self.config.clone();
         self.applier.forget();
@@ -245,14 +247,13 @@ impl Term {
                 );
                 return End::Lost;
             }
-            next = match self.continuity(next, &batch.seqs).await {
+            next = match continuity(&self.stream, &self.log.all_rooms(), next, &batch.seqs).await {
                 Ok(next) => next,
-                Err((expected, got)) => {
+                Err(gap) => {
                     tracing::error!(
-                        expected,
-                        got,
-                        "another process took events from the consumer; \
-                         stopping without applying this batch"
+                        %gap,
+                        "the log skipped events (another process took them, or they were lost \
+                         in transit); stopping without applying this batch"
                     );
                     return End::Yielded;
                 }
@@ -306,40 +307,6 @@ impl Term {
             End::Lost
         }
     }
-
-    /// Checks that `seqs` continue the log at `next` (see [`continues`]); a jump over sequences
-    /// the stream does not hold (deleted messages) is no gap. Returns the next sequence
-    /// expected, or the expected and the delivered sequence of a real gap.
-    async fn continuity(&self, mut next: u64, seqs: &[u64]) -> Result<u64, (u64, u64)> {
-        loop {
-            match continues(next, seqs) {
-                Ok(next) => return Ok(next),
-                Err((expected, got)) => {
-                    let between = self
-                        .stream
-                        .direct_get_next_for_subject(self.log.all_rooms(), Some(expected))
-                        .await;
-                    match between {
-                        Ok(message) if message.sequence >= got => next = got,
-                        _ => return Err((expected, got)),
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Whether delivered `seqs` continue the log at `next`: each is at most the next one expected
-/// (lower ones are redeliveries, which a single consumer makes in order). Returns the next
-/// sequence expected after them, or the expected and the delivered sequence at the first jump.
-fn continues(mut next: u64, seqs: &[u64]) -> Result<u64, (u64, u64)> {
-    for &seq in seqs {
-        if seq > next {
-            return Err((next, seq));
-        }
-        next = next.max(seq.saturating_add(1));
-    }
-    Ok(next)
 }
 
 /// The projector's readiness: it needs NATS (JetStream answering for its stream; NATS also
@@ -425,16 +392,6 @@ async fn durable_consumer(
     Ok((consumer, next))
 }
 
-/// Where a new consumer starts for a keyspace that has applied the log up to `applied`.
-fn resume_after(applied: u64) -> DeliverPolicy {
-    match applied {
-        0 => DeliverPolicy::All,
-        applied => DeliverPolicy::ByStartSequence {
-            start_sequence: applied + 1,
-        },
-    }
-}
-
 /// The durable consumer: every room subject, acked cumulatively, with no more unacked events
 /// than one batch so that redeliveries come back in log order.
 fn consumer_config(config: &ProjectorSettings, log: &EventLog) -> pull::Config {
@@ -512,24 +469,6 @@ async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_new_consumer_starts_just_after_the_keyspace_progress() {
-        assert_eq!(resume_after(0), DeliverPolicy::All);
-        assert_eq!(
-            resume_after(41),
-            DeliverPolicy::ByStartSequence { start_sequence: 42 }
-        );
-    }
-
-    #[test]
-    fn a_batch_continues_the_log_or_names_the_jump() {
-        assert_eq!(continues(10, &[]), Ok(10));
-        assert_eq!(continues(10, &[10, 11, 12]), Ok(13));
-        assert_eq!(continues(10, &[7, 8, 9, 10]), Ok(11), "redeliveries");
-        assert_eq!(continues(10, &[12, 13]), Err((10, 12)));
-        assert_eq!(continues(10, &[10, 11, 13]), Err((12, 13)));
-    }
 
     #[test]
     fn the_consumer_holds_at_most_one_batch_unacked() {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::message::Acker;
 use async_nats::jetstream::stream::Stream;
@@ -16,6 +16,7 @@ use async_nats::Client;
 use chat_platform::backoff::Backoff;
 use chat_platform::connect::{self, ConnectError};
 use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report};
+use chat_platform::log_order::{continuity, resume_after};
 use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{decode, EventLog};
 use futures::StreamExt;
@@ -107,6 +108,7 @@ pub async fn run(
     let mut applier = Applier {
         state: ReadState::new(redis.clone(), keys.clone()),
         nats: client,
+        stream: stream.clone(),
         log: log.clone(),
         config: config.clone(),
         silent_until: 0,
@@ -119,26 +121,41 @@ pub async fn run(
         };
         applier.activity.progressed();
         active.store(true, Ordering::Relaxed);
-        let (consumer, silent_until) =
-            match durable_consumer(&stream, redis.clone(), &keys, &config, &log).await {
+        let mut backoff = Backoff::default();
+        while !stop.is_cancelled() && !lease.lost.is_cancelled() {
+            let setup = durable_consumer(&stream, redis.clone(), &keys, &config, &log).await;
+            let (consumer, start) = match setup {
                 Ok(found) => found,
                 Err(error) => {
-                    lease.release().await;
-                    break Err(error);
+                    tracing::warn!(%error, "cannot set up the consumer; retrying");
+                    applier.activity.failed(&error);
+                    pause(&mut backoff, &stop).await;
+                    continue;
                 }
             };
-        applier.silent_until = silent_until;
-        applier.state.forget_rooms();
-        tracing::info!(consumer = %consumer_name, stream = log.stream_name(), "receipts running");
-        let result = applier
-            .run(&consumer, &stop, &lease.lost, &lease.fence())
-            .await;
+            backoff.reset();
+            applier.silent_until = applier.silent_until.max(start.silent_until);
+            applier.state.forget_rooms();
+            tracing::info!(
+                consumer = %consumer_name,
+                stream = log.stream_name(),
+                from_seq = start.next,
+                "receipts running"
+            );
+            let fence = lease.fence();
+            let end = applier
+                .run(&consumer, start.next, &stop, &lease.lost, &fence)
+                .await;
+            if end == End::Halted {
+                break;
+            }
+        }
         if lease.lost.is_cancelled() && !stop.is_cancelled() {
             tracing::error!(consumer = %consumer_name, "lost the partition lease; standing by");
             continue;
         }
         lease.release().await;
-        break result;
+        break Ok(());
     };
     reaper.abort();
     tracing::info!(consumer = %consumer_name, "receipts stopped");
@@ -228,15 +245,14 @@ async fn reap_forever(mut reaper: Reaper, every: Duration, stop: CancellationTok
 /// its ack. Progress behind the consumer's ack floor means Redis lost state (flushed, restored,
 /// wiped): the consumer is recreated from just after the progress, and the events up to the old
 /// ack floor are applied again silently, since clients have seen them already. A partition with
-/// neither consumer nor progress applies the whole log silently up to its current end. Returns
-/// the consumer and that silent limit.
+/// neither consumer nor progress applies the whole log silently up to its current end.
 async fn durable_consumer(
     stream: &Stream,
     mut redis: RedisConnection,
     keys: &ReadKeys,
     config: &ReceiptsSettings,
     log: &EventLog,
-) -> Result<(PullConsumer, u64), WorkerError> {
+) -> Result<(PullConsumer, Start), WorkerError> {
     let name = config.consumer();
     let error = |message: String| WorkerError::Consumer {
         name: name.clone(),
@@ -302,22 +318,33 @@ async fn durable_consumer(
         .create_consumer(wanted)
         .await
         .map_err(|e| error(e.to_string()))?;
-    Ok((consumer, silent_until))
+    let next = consumer.cached_info().delivered.stream_sequence + 1;
+    Ok((consumer, Start { next, silent_until }))
 }
 
-/// Where a new consumer starts for a read state that has applied the log up to `applied`.
-pub(crate) fn resume_after(applied: u64) -> DeliverPolicy {
-    match applied {
-        0 => DeliverPolicy::All,
-        applied => DeliverPolicy::ByStartSequence {
-            start_sequence: applied + 1,
-        },
-    }
+/// Where a new consumer starts.
+struct Start {
+    /// The first sequence it delivers.
+    next: u64,
+    /// Events up to here are applied silently: clients have seen them already.
+    silent_until: u64,
+}
+
+/// How [`Applier::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// Shutdown was asked for, or the lease was lost.
+    Halted,
+    /// The consumer skipped events ([`chat_platform::log_order`]): nothing of the batch was
+    /// applied or acked, and a consumer started again from the ack floor delivers them.
+    Skipped,
 }
 
 struct Applier {
     state: ReadState,
     nats: Client,
+    /// The log, to tell a jump over deleted events from skipped ones.
+    stream: Stream,
     log: EventLog,
     config: ReceiptsSettings,
     silent_until: u64,
@@ -325,19 +352,26 @@ struct Applier {
 }
 
 impl Applier {
-    /// Applies, publishes, marks published and acks batch after batch, until shutdown or until
-    /// the lease is lost (cancelling `lost` itself when a fenced write finds it so).
+    /// Applies, publishes, marks published and acks batch after batch, from sequence `next`
+    /// on, until shutdown, until the lease is lost (cancelling `lost` itself when a fenced
+    /// write finds it so), or until a batch does not continue the log where the previous one
+    /// ended: acking it would ack the events it skipped.
     async fn run(
         &mut self,
         consumer: &PullConsumer,
+        mut next: u64,
         stop: &CancellationToken,
         lost: &CancellationToken,
         fence: &Fence,
-    ) -> Result<(), WorkerError> {
+    ) -> End {
         let consumer_name = self.config.consumer();
         let mut backoff = Backoff::default();
         while !stop.is_cancelled() && !lost.is_cancelled() {
-            let (events, ackers, last_seq) = match self.fetch(consumer).await {
+            let Batch {
+                events,
+                ackers,
+                seqs,
+            } = match self.fetch(consumer).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     tracing::warn!(%error, "cannot fetch from the log");
@@ -348,7 +382,14 @@ impl Applier {
                     continue;
                 }
             };
-            let (Some(last), Some(last_seq)) = (ackers.last(), last_seq) else {
+            next = match continuity(&self.stream, &self.log.all_rooms(), next, &seqs).await {
+                Ok(next) => next,
+                Err(gap) => {
+                    tracing::error!(%gap, "the log skipped events; reading again from the ack floor");
+                    return End::Skipped;
+                }
+            };
+            let (Some(last), Some(&last_seq)) = (ackers.last(), seqs.last()) else {
                 self.activity.progressed();
                 continue;
             };
@@ -403,7 +444,7 @@ impl Applier {
             }
             self.activity.progressed();
         }
-        Ok(())
+        End::Halted
     }
 
     /// Publishes what clients must hear, in log order, and flushes.
@@ -439,13 +480,11 @@ impl Applier {
             .expires(self.config.fetch_wait())
             .messages()
             .await?;
-        let mut events = Vec::new();
-        let mut ackers = Vec::new();
-        let mut last_seq = None;
+        let mut batch = Batch::default();
         while let Some(message) = messages.next().await {
             let message = match message {
                 Ok(message) => message,
-                Err(error) if ackers.is_empty() => return Err(error),
+                Err(error) if batch.ackers.is_empty() => return Err(error),
                 Err(error) => {
                     tracing::debug!(%error, "fetch ended early");
                     break;
@@ -453,27 +492,34 @@ impl Applier {
             };
             let seq = message.info().map(|info| info.stream_sequence).ok();
             let (message, acker) = message.split();
-            ackers.push(acker);
+            batch.ackers.push(acker);
             let Some(seq) = seq else { continue };
-            last_seq = Some(seq);
+            batch.seqs.push(seq);
             match decode(&message.payload) {
                 Ok(envelope)
                     if partition_of(&envelope.room_id, self.config.partitions)
                         == self.config.partition =>
                 {
-                    events.push(LoggedEvent { seq, envelope });
+                    batch.events.push(LoggedEvent { seq, envelope });
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, seq, "undecodable event skipped"),
             }
         }
-        Ok((events, ackers, last_seq))
+        Ok(batch)
     }
 }
 
-/// One fetched batch: the decoded events of this worker's rooms, the ackers of every fetched
-/// message, and the last stream sequence fetched.
-type Batch = (Vec<LoggedEvent>, Vec<Acker>, Option<u64>);
+/// One fetched batch.
+#[derive(Default)]
+struct Batch {
+    /// The decoded events of this worker's rooms.
+    events: Vec<LoggedEvent>,
+    /// The ackers of every fetched message.
+    ackers: Vec<Acker>,
+    /// The stream sequence of every fetched message, in delivery order.
+    seqs: Vec<u64>,
+}
 
 /// What to do after a read-state call: `Break(Some)` on success, `Continue` to call again
 /// after a backoff (Redis failed), `Break(None)` to give up: shut down, or the lease was lost
