@@ -10,10 +10,15 @@ use redis::cluster::ClusterClient;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::speculative_execution::{
+    SimpleSpeculativeExecutionPolicy, SpeculativeExecutionPolicy,
+};
 use scylla::statement::SerialConsistency;
 
 use crate::redis_connection::{ClusterHandle, RedisConnection};
-use crate::settings::{CassandraSettings, InvalidSetting, NatsSettings, RedisSettings};
+use crate::settings::{
+    CassandraSettings, InvalidSetting, NatsSettings, RedisSettings, SPECULATIVE_ATTEMPTS,
+};
 
 /// A server could not be reached or prepared.
 #[derive(Debug, thiserror::Error)]
@@ -177,12 +182,24 @@ async fn redis_single(settings: &RedisSettings) -> Result<ConnectionManager, Con
 ///
 /// Every statement runs at [`CassandraSettings::consistency`] unless it sets its own, and the
 /// Paxos phase of lightweight transactions at `LOCAL_SERIAL`: with a replication factor of 3,
-/// `local_quorum` reads and writes keep working, and see each other, with one node down.
+/// `local_quorum` reads and writes keep working, and see each other, with one node down. A
+/// node that is down is noticed; one that stalls (frozen, partitioned, swapping) keeps its
+/// connections open and answers nothing, so a statement marked idempotent is also sent to the
+/// next replica after [`CassandraSettings::speculative_after_ms`], and none waits longer than
+/// [`CassandraSettings::request_timeout_ms`].
 pub async fn cassandra(settings: &CassandraSettings) -> Result<Arc<Session>, ConnectError> {
     settings.validate()?;
+    let speculative = settings.speculative_after().map(|retry_interval| {
+        Arc::new(SimpleSpeculativeExecutionPolicy {
+            max_retry_count: SPECULATIVE_ATTEMPTS,
+            retry_interval,
+        }) as Arc<dyn SpeculativeExecutionPolicy>
+    });
     let profile = ExecutionProfile::builder()
         .consistency(settings.consistency_level()?)
         .serial_consistency(Some(SerialConsistency::LocalSerial))
+        .request_timeout(Some(settings.request_timeout()))
+        .speculative_execution_policy(speculative)
         .build();
     let session = SessionBuilder::new()
         .known_nodes(&settings.nodes)

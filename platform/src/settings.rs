@@ -191,7 +191,16 @@ pub struct CassandraSettings {
     pub consistency: String,
     /// How long to wait for the cluster at start.
     pub connect_timeout_ms: u64,
+    /// The most one statement waits, every attempt included (the driver's default is 30 s).
+    pub request_timeout_ms: u64,
+    /// After this long without an answer, an idempotent statement is sent to the next replica
+    /// as well (up to [`SPECULATIVE_ATTEMPTS`] more), so that a frozen or overloaded node delays
+    /// it by this much rather than by the request timeout; 0 turns it off.
+    pub speculative_after_ms: u64,
 }
+
+/// The most extra attempts of one idempotent statement: with three replicas, every one of them.
+pub const SPECULATIVE_ATTEMPTS: usize = 2;
 
 /// The consistency names [`CassandraSettings::consistency`] accepts, and their levels. `any` is
 /// left out: it can only write, and the services read with the same default.
@@ -240,12 +249,33 @@ impl CassandraSettings {
             "datacenter",
             "1-64 characters of [A-Za-z0-9_-]",
         )?;
+        check(
+            (100..=120_000).contains(&self.request_timeout_ms),
+            "request_timeout_ms",
+            "100-120000",
+        )?;
+        check(
+            self.speculative_after_ms == 0
+                || (10..self.request_timeout_ms).contains(&self.speculative_after_ms),
+            "speculative_after_ms",
+            "0 (off), or 10 up to below request_timeout_ms",
+        )?;
         self.consistency_level().map(|_| ())
     }
 
     /// [`CassandraSettings::connect_timeout_ms`] as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// [`CassandraSettings::request_timeout_ms`] as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// [`CassandraSettings::speculative_after_ms`] as a delay; `None` when turned off.
+    pub fn speculative_after(&self) -> Option<Duration> {
+        (self.speculative_after_ms > 0).then(|| Duration::from_millis(self.speculative_after_ms))
     }
 }
 
@@ -328,5 +358,30 @@ mod tests {
         );
         assert_eq!(with(|s| s.datacenter = "dc'1".into()), Err("datacenter"));
         assert_eq!(with(|s| s.nodes.clear()), Err("nodes"));
+        assert_eq!(
+            with(|s| s.request_timeout_ms = 50),
+            Err("request_timeout_ms")
+        );
+        assert_eq!(with(|s| s.speculative_after_ms = 0), Ok(()));
+        assert_eq!(
+            with(|s| s.speculative_after_ms = 5),
+            Err("speculative_after_ms")
+        );
+        assert_eq!(
+            with(|s| s.speculative_after_ms = s.request_timeout_ms),
+            Err("speculative_after_ms")
+        );
+    }
+
+    #[test]
+    fn idempotent_statements_are_retried_early_unless_turned_off() {
+        let mut settings = defaults().cassandra;
+        assert_eq!(
+            settings.speculative_after(),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(settings.request_timeout(), Duration::from_secs(10));
+        settings.speculative_after_ms = 0;
+        assert_eq!(settings.speculative_after(), None);
     }
 }

@@ -115,11 +115,16 @@ const MESSAGE_COLUMNS: &str =
     "message_id, kind, sender_id, content, user_ids, deleted, sent_at, client_message_id";
 
 impl Store {
-    /// Prepares every read against `keyspace`.
+    /// Prepares every read against `keyspace`, marked idempotent: a read unanswered for
+    /// `cassandra.speculative_after_ms` is sent to another replica as well.
     pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
         let prepare = |cql: String| {
             let session = session.clone();
-            async move { session.prepare(cql).await.map_err(store_error) }
+            async move {
+                let mut statement = session.prepare(cql).await.map_err(store_error)?;
+                statement.set_is_idempotent(true);
+                Ok::<_, StoreError>(statement)
+            }
         };
         Ok(Self {
             room: prepare(format!(

@@ -31,12 +31,25 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// Prepares every statement against `keyspace`.
+    /// Prepares every statement against `keyspace`. All but the lightweight transaction are
+    /// idempotent and marked so: one unanswered for `cassandra.speculative_after_ms` is sent to
+    /// another replica as well.
     pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, DirectoryError> {
         let prepare = |cql: String| {
             let session = session.clone();
-            async move { session.prepare(cql).await.map_err(error) }
+            async move {
+                let mut statement = session.prepare(cql).await.map_err(error)?;
+                statement.set_is_idempotent(true);
+                Ok::<_, DirectoryError>(statement)
+            }
         };
+        let mut delete_owner = prepare(format!(
+            "DELETE FROM {keyspace}.push_token_owners WHERE device_token = ? IF user_id = ?"
+        ))
+        .await?;
+        // A lightweight transaction: a second attempt could answer "not applied" for the
+        // first one's success.
+        delete_owner.set_is_idempotent(false);
         Ok(Self {
             room: prepare(format!(
                 "SELECT kind, name FROM {keyspace}.rooms WHERE room_id = ?"
@@ -59,10 +72,7 @@ impl Directory {
                 "DELETE FROM {keyspace}.push_tokens WHERE user_id = ? AND device_token = ?"
             ))
             .await?,
-            delete_owner: prepare(format!(
-                "DELETE FROM {keyspace}.push_token_owners WHERE device_token = ? IF user_id = ?"
-            ))
-            .await?,
+            delete_owner,
             session,
         })
     }
