@@ -71,13 +71,16 @@ pub enum ConnectError {
 /// Connects to NATS and returns the client and its JetStream context.
 ///
 /// With several servers in `url`, the client connects to any one that answers and, when it
-/// loses that one, reconnects to another of them (or one the cluster announced meanwhile).
+/// loses that one, reconnects to another of them (or one the cluster announced meanwhile). A
+/// server that stops answering without closing the connection counts as lost after three
+/// [`NatsSettings::ping_interval_ms`] without a PONG.
 pub async fn nats(
     settings: &NatsSettings,
 ) -> Result<(async_nats::Client, jetstream::Context), ConnectError> {
     settings.validate()?;
     let client = async_nats::ConnectOptions::new()
         .connection_timeout(settings.connect_timeout())
+        .ping_interval(settings.ping_interval())
         .name(env!("CARGO_PKG_NAME"))
         .connect(settings.servers())
         .await

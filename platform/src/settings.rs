@@ -105,6 +105,11 @@ pub struct NatsSettings {
     pub subject_prefix: String,
     /// How long to wait for the server at start.
     pub connect_timeout_ms: u64,
+    /// After this long without a word from the server the client PINGs it, and it leaves the
+    /// server for another after three unanswered PINGs. A server that stalls (frozen,
+    /// partitioned) keeps its TCP connection open, so this is how long its clients wait: the
+    /// client's default of 60 s held RECEIPTs for the whole of a 20 s freeze and more.
+    pub ping_interval_ms: u64,
     /// How many servers keep a copy of the stream: 1 on a single server, 3 in a cluster so the
     /// log survives the loss of any one server.
     pub replicas: usize,
@@ -138,6 +143,11 @@ impl NatsSettings {
             "at least one server URL, several separated by commas",
         )?;
         check(
+            (100..=120_000).contains(&self.ping_interval_ms),
+            "ping_interval_ms",
+            "100-120000",
+        )?;
+        check(
             (1..=Self::MAX_REPLICAS).contains(&self.replicas),
             "replicas",
             "1 to 5 (JetStream's limit), at most the number of servers",
@@ -147,6 +157,11 @@ impl NatsSettings {
     /// [`NatsSettings::connect_timeout_ms`] as a duration.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// [`NatsSettings::ping_interval_ms`] as a duration.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms)
     }
 }
 
@@ -337,6 +352,20 @@ mod tests {
         assert_eq!(with(0).validate().map_err(|e| e.key), Err("replicas"));
         assert_eq!(with(6).validate().map_err(|e| e.key), Err("replicas"));
         assert_eq!(with(3).event_log().replicas(), 3);
+    }
+
+    #[test]
+    fn a_stalled_nats_server_is_noticed_within_seconds() {
+        let with = |ping_interval_ms| NatsSettings {
+            ping_interval_ms,
+            ..defaults().nats
+        };
+        assert_eq!(defaults().nats.ping_interval(), Duration::from_secs(1));
+        assert_eq!(
+            with(50).validate().map_err(|e| e.key),
+            Err("ping_interval_ms")
+        );
+        assert_eq!(with(60_000).validate(), Ok(()));
     }
 
     #[test]
