@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
-use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use chat_platform::backoff::Backoff;
 use chat_schemas::{decode, ChatEvent, EventLog, RoomId, UserId};
 use futures::StreamExt;
@@ -358,15 +358,16 @@ impl Membership {
         Err(error(&"the log ended early"))
     }
 
-    /// The sequence of the room's latest stored event, 0 when it has none.
+    /// The sequence of the room's latest stored event, 0 when it has none. Asked of the
+    /// stream's leader: a direct get may be answered by a replica still catching up.
     async fn last_sequence(&self, room: RoomId) -> Result<u64, MembershipError> {
         match self
             .stream
-            .direct_get_last_for_subject(self.log.room_subject(&room))
+            .get_last_raw_message_by_subject(&self.log.room_subject(&room))
             .await
         {
             Ok(message) => Ok(message.sequence),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
             Err(e) => Err(MembershipError(e.to_string())),
         }
     }

@@ -3,7 +3,7 @@
 
 use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use async_nats::jetstream::Context;
 use chat_platform::append::ATTEMPT_TIMEOUT;
 use chat_platform::backoff::Backoff;
@@ -117,17 +117,17 @@ impl EventWriter {
     }
 
     /// The sequence of the room's latest stored event, 0 when it has none; gives up after
-    /// [`ATTEMPT_TIMEOUT`].
+    /// [`ATTEMPT_TIMEOUT`]. Asked of the stream's leader: a direct get may be answered by a
+    /// replica still catching up, with an older event.
     pub async fn last_sequence(&self, room: RoomId) -> Result<u64, AppendError> {
-        let last = self
-            .stream
-            .direct_get_last_for_subject(self.log.room_subject(&room));
+        let subject = self.log.room_subject(&room);
+        let last = self.stream.get_last_raw_message_by_subject(&subject);
         match timeout(ATTEMPT_TIMEOUT, last)
             .await
             .map_err(|_| timed_out())?
         {
             Ok(message) => Ok(message.sequence),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
             Err(e) => Err(AppendError::Unavailable(e.to_string())),
         }
     }

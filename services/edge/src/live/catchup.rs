@@ -1,7 +1,7 @@
 //! Reading a room's stored events back from the log: resuming a subscription with `since`, and
 //! filling a gap when a live event shows one was missed.
 
-use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind, Stream};
 use std::sync::Arc;
 
 use chat_schemas::{decode, ChatEvent, EventLog, RoomId};
@@ -48,9 +48,17 @@ impl CatchUp {
     /// Whether `seq` is a stored event of `room`, in the log or, past its retention, in the
     /// projection.
     pub async fn is_room_event(&self, room: RoomId, seq: u64) -> Result<bool, CatchUpError> {
-        match self.stream.direct_get(seq).await {
-            Ok(message) => Ok(message.subject.as_str() == self.log.room_subject(&room)),
+        let found = match self.stream.direct_get(seq).await {
+            Ok(message) => Ok(message),
+            // Any replica answers a direct get; only the leader's "not found" is sure.
             Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                self.stream.get_raw_message(seq).await
+            }
+            Err(e) => return Err(CatchUpError(e.to_string())),
+        };
+        match found {
+            Ok(message) => Ok(message.subject.as_str() == self.log.room_subject(&room)),
+            Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
                 if seq >= self.first_sequence().await? {
                     return Ok(false);
                 }
@@ -114,16 +122,33 @@ impl CatchUp {
         let subject = self.log.room_subject(&room);
         let mut from = after + 1;
         while from <= until {
-            let message = match self
+            let direct = self
                 .stream
                 .direct_get_builder()
                 .sequence(from)
                 .next_by_subject(subject.clone())
                 .send()
-                .await
-            {
+                .await;
+            let message = match direct {
                 Ok(message) => message,
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+                // Any replica answers a direct get; one still catching up (just restarted or
+                // thawed) has not got the latest events, so only the leader's "none" ends it.
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                    let leader = self
+                        .stream
+                        .raw_message_builder()
+                        .sequence(from)
+                        .next_by_subject(subject.clone())
+                        .send()
+                        .await;
+                    match leader {
+                        Ok(message) => message,
+                        Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => {
+                            return Ok(None)
+                        }
+                        Err(e) => return Err(CatchUpError(e.to_string())),
+                    }
+                }
                 Err(e) => return Err(CatchUpError(e.to_string())),
             };
             if message.sequence > until {

@@ -133,6 +133,8 @@ pub struct Findings {
     /// Places where the history was out of order, or one sender's messages in a room were
     /// stored out of their send order.
     pub misordered: usize,
+    /// One sender's messages stored out of their send order, described.
+    pub send_order_swaps: Vec<String>,
     /// Rooms whose history differed between edges.
     pub edges_disagree: Vec<String>,
     /// Live deliveries missing from a client's stream.
@@ -207,10 +209,17 @@ pub fn compare(
             }
         }
     }
-    for stored in by_sender.values_mut() {
+    for ((user, room), stored) in &mut by_sender {
         stored.sort_unstable();
-        findings.misordered += stored.windows(2).filter(|w| w[1].1 <= w[0].1).count();
+        for pair in stored.windows(2).filter(|w| w[1].1 <= w[0].1) {
+            findings.misordered += 1;
+            findings.send_order_swaps.push(format!(
+                "user {user} room {room}: its #{} stored as {} before its #{} as {}",
+                pair[1].0, pair[1].1, pair[0].0, pair[0].1
+            ));
+        }
     }
+    findings.send_order_swaps.sort();
 
     for (room, history) in histories.iter().enumerate() {
         let expected: Vec<u64> = history

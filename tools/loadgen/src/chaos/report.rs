@@ -92,6 +92,12 @@ impl Row {
         if f.misordered > 0 {
             remarks.push(format!("{} out of log order", f.misordered));
         }
+        if !f.send_order_swaps.is_empty() {
+            remarks.push(format!(
+                "stored out of send order: {}",
+                sample(&f.send_order_swaps)
+            ));
+        }
         if f.live_misordered > 0 {
             remarks.push(format!("{} live out of order", f.live_misordered));
         }
