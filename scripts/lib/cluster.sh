@@ -151,6 +151,12 @@ host: 127.0.0.1
 port: $port
 http: 127.0.0.1:$((port + 4000))
 max_payload: 1MB
+# A server that stalls (frozen, partitioned) keeps its routes open, and its peers go on routing
+# to it what its queue subscriptions (direct gets) and Raft groups should answer: PING routes
+# and clients that sent nothing for 2 s, and drop one after 3 unanswered PINGs. The services
+# PING every second themselves (nats.ping_interval_ms), so they hear of it sooner.
+ping_interval: "2s"
+ping_max: 3
 jetstream {
 $sync
   store_dir: "$dir/data"
