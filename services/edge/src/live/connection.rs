@@ -129,7 +129,15 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
                 match outcome {
                     Ok(Some(receipt)) => out.push(Frame::receipt(&receipt)),
                     Ok(None) => {}
-                    Err(e) => close = Some(("error", Some(e))),
+                    Err(e) => {
+                        if e.code == UNAVAILABLE {
+                            // As in `finish_sends`: the SENDs after it are dropped unanswered,
+                            // else they would be stored before it, and the client's resend of
+                            // it would land after them (a chaos run stored 12 so).
+                            queued.clear();
+                        }
+                        close = Some(("error", Some(e)));
+                    }
                 }
             }
             Some(delivery) = inbox.recv() => {
