@@ -319,13 +319,14 @@ start_service_node() {
   bin="$(service_bin "$kind")"
   [[ -x "$bin" ]] || die "$bin is missing: build first (scripts/cluster up builds)"
   if [[ "$kind" == fcm-emulator ]]; then
-    # The emulator's key, with the token endpoint on the cluster's emulator port.
+    # The emulator's key, with the token endpoint on the cluster's emulator port. It keeps a
+    # million deliveries (about 1 GB at most): a full chaos run pushes some 130,000 and checks them all.
     sed "s#127.0.0.1:9099#127.0.0.1:$FCM_PORT#g" "$ROOT/infra/fcm-emulator/service-account.json" \
       >"$CLUSTER_DIR/fcm-service-account.json"
     spawn "$name" "$CLUSTER_LOG_DIR/$name.log" env NO_COLOR=1 "$bin" \
       --listen "127.0.0.1:$FCM_PORT" --token-url "http://127.0.0.1:$FCM_PORT/token" \
       --service-account "$CLUSTER_DIR/fcm-service-account.json" \
-      --public-key "$ROOT/infra/fcm-emulator/public-key.pem"
+      --public-key "$ROOT/infra/fcm-emulator/public-key.pem" --max-deliveries 1000000
     return
   fi
   local -a env

@@ -310,7 +310,7 @@ async fn notify(
     let cpu = cpu.until_now();
 
     let deliveries = kit.deliveries().await;
-    let kept = expected.min(fcm_emulator::state::MAX_DELIVERIES);
+    let kept = expected.min(fcm_emulator::state::DEFAULT_MAX_DELIVERIES);
     ensure!(
         deliveries.len() == kept,
         "the emulator holds {} deliveries, not {kept}",

@@ -127,7 +127,8 @@ pub struct DelayRequest {
     pub ms: u64,
 }
 
-/// `POST /admin/delay`: every send waits `ms` milliseconds before answering (0: no delay).
+/// `POST /admin/delay`: every send is answered `ms` milliseconds after it was accepted or
+/// refused (0: at once).
 pub async fn delay(
     State(state): State<Arc<EmulatorState>>,
     body: Result<Json<DelayRequest>, JsonRejection>,

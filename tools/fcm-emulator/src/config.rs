@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 
+use crate::state::DEFAULT_MAX_DELIVERIES;
+
 /// The default listen address (loopback, so the unauthenticated admin API stays local).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9099";
 /// The default service-account key file, relative to the repository root.
@@ -35,6 +37,9 @@ pub enum ConfigError {
     /// A required service-account field is empty.
     #[error("the service account has an empty {0}")]
     EmptyField(&'static str),
+    /// The emulator would keep no delivery to show.
+    #[error("max_deliveries must be at least 1")]
+    NoDeliveriesKept,
     /// The public key is not an RSA public key in PEM form.
     #[error("the public key is not an RSA PEM public key: {0}")]
     PublicKey(jsonwebtoken::errors::Error),
@@ -54,6 +59,8 @@ pub struct EmulatorConfig {
     pub public_key_pem: String,
     /// The `aud` every assertion must carry; `None`: `http://{bound address}/token`.
     pub token_url: Option<String>,
+    /// How many deliveries are kept for `GET /admin/deliveries` (the oldest go first).
+    pub max_deliveries: usize,
 }
 
 /// The fields of a Google service-account key file the emulator uses.
@@ -65,7 +72,8 @@ struct ServiceAccountFile {
 
 impl EmulatorConfig {
     /// Builds a configuration from a service-account key file (for `project_id` and
-    /// `client_email`) and the PEM file of its public key. `token_url` stays `None`.
+    /// `client_email`) and the PEM file of its public key. `token_url` stays `None`,
+    /// `max_deliveries` is [`DEFAULT_MAX_DELIVERIES`].
     pub fn from_files(
         listen: SocketAddr,
         service_account: impl AsRef<Path>,
@@ -85,6 +93,7 @@ impl EmulatorConfig {
             client_email: account.client_email,
             public_key_pem: read(public_key)?,
             token_url: None,
+            max_deliveries: DEFAULT_MAX_DELIVERIES,
         };
         config.check()?;
         Ok(config)
@@ -93,6 +102,12 @@ impl EmulatorConfig {
     /// Sets the `aud` that assertions must carry.
     pub fn with_token_url(mut self, token_url: impl Into<String>) -> Self {
         self.token_url = Some(token_url.into());
+        self
+    }
+
+    /// Keeps the last `max_deliveries` deliveries instead of [`DEFAULT_MAX_DELIVERIES`].
+    pub fn with_max_deliveries(mut self, max_deliveries: usize) -> Self {
+        self.max_deliveries = max_deliveries;
         self
     }
 
@@ -115,6 +130,9 @@ impl EmulatorConfig {
         }
         if self.client_email.is_empty() {
             return Err(ConfigError::EmptyField("client_email"));
+        }
+        if self.max_deliveries == 0 {
+            return Err(ConfigError::NoDeliveriesKept);
         }
         DecodingKey::from_rsa_pem(self.public_key_pem.as_bytes()).map_err(ConfigError::PublicKey)
     }

@@ -60,6 +60,7 @@ pub fn router(config: &EmulatorConfig, bound: SocketAddr) -> Result<Router, Conf
         config.client_email.clone(),
         config.effective_token_url(bound),
         config.decoding_key()?,
+        config.max_deliveries,
     ));
     Ok(Router::new()
         .route("/", get(admin::home))

@@ -4,7 +4,7 @@
 //! fcm-emulator [--listen 127.0.0.1:9099]
 //!              [--service-account infra/fcm-emulator/service-account.json]
 //!              [--public-key infra/fcm-emulator/public-key.pem]
-//!              [--token-url URL]
+//!              [--token-url URL] [--max-deliveries N]
 //! ```
 //! Paths are relative to the current directory. Logs go to stderr (`RUST_LOG` filters, default
 //! `info`).
@@ -15,19 +15,23 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fcm_emulator::config::{DEFAULT_LISTEN, DEFAULT_PUBLIC_KEY, DEFAULT_SERVICE_ACCOUNT};
+use fcm_emulator::state::DEFAULT_MAX_DELIVERIES;
 use fcm_emulator::{serve_with_shutdown, EmulatorConfig};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "\
 usage: fcm-emulator [--listen ADDR] [--service-account FILE] [--public-key FILE] [--token-url URL]
+                    [--max-deliveries N]
 
   --listen ADDR            address to listen on (default 127.0.0.1:9099)
   --service-account FILE   service-account key JSON: project_id, client_email
                            (default infra/fcm-emulator/service-account.json)
   --public-key FILE        PEM public key of that service account
                            (default infra/fcm-emulator/public-key.pem)
-  --token-url URL          the aud token assertions must carry (default http://ADDR/token)";
+  --token-url URL          the aud token assertions must carry (default http://ADDR/token)
+  --max-deliveries N       deliveries kept for GET /admin/deliveries, oldest dropped first
+                           (default 100000)";
 
 /// Parsed command line.
 #[derive(Debug)]
@@ -36,6 +40,7 @@ struct Options {
     service_account: PathBuf,
     public_key: PathBuf,
     token_url: Option<String>,
+    max_deliveries: usize,
 }
 
 /// Parses the arguments (without the program name); `Ok(None)` asks for the usage text.
@@ -44,6 +49,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     let mut service_account = PathBuf::from(DEFAULT_SERVICE_ACCOUNT);
     let mut public_key = PathBuf::from(DEFAULT_PUBLIC_KEY);
     let mut token_url = None;
+    let mut max_deliveries = DEFAULT_MAX_DELIVERIES;
     let mut iter = args.iter();
     while let Some(arg) = iter.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -64,6 +70,12 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--service-account" => service_account = value()?.into(),
             "--public-key" => public_key = value()?.into(),
             "--token-url" => token_url = Some(value()?),
+            "--max-deliveries" => {
+                let text = value()?;
+                max_deliveries = text
+                    .parse()
+                    .map_err(|e| format!("--max-deliveries {text}: {e}"))?;
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -75,6 +87,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         service_account,
         public_key,
         token_url,
+        max_deliveries,
     }))
 }
 
@@ -151,10 +164,13 @@ async fn main() -> ExitCode {
         &options.service_account,
         &options.public_key,
     ) {
-        Ok(config) => match options.token_url {
-            Some(url) => config.with_token_url(url),
-            None => config,
-        },
+        Ok(config) => {
+            let config = config.with_max_deliveries(options.max_deliveries);
+            match options.token_url {
+                Some(url) => config.with_token_url(url),
+                None => config,
+            }
+        }
         Err(error) => {
             eprintln!("fcm-emulator: {error}");
             return ExitCode::FAILURE;
@@ -200,8 +216,12 @@ mod tests {
             "--listen=127.0.0.1:0",
             "--token-url",
             "http://x/token",
+            "--max-deliveries=500000",
         ]))?
         .ok_or("usage")?;
+        assert_eq!(defaults.max_deliveries, DEFAULT_MAX_DELIVERIES);
+        assert_eq!(set.max_deliveries, 500_000);
+        assert!(parse(&args(&["--max-deliveries", "many"])).is_err());
         assert_eq!(set.listen.port(), 0);
         assert_eq!(set.token_url.as_deref(), Some("http://x/token"));
         assert!(parse(&args(&["--bogus"])).is_err());

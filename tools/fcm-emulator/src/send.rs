@@ -1,11 +1,11 @@
 //! `POST /v1/projects/{projectId}/messages:send`, FCM's HTTP v1 send endpoint.
 //!
-//! Checks, in order: the programmed delay; the bearer access token (401 `UNAUTHENTICATED`); the
-//! project (404 `NOT_FOUND`); a programmed fault (429/500/503); the body (400
-//! `INVALID_ARGUMENT`, see [`crate::validate`]); a failure programmed for the token
-//! (`UNREGISTERED`, `SENDER_ID_MISMATCH`, `THIRD_PARTY_AUTH_ERROR`). Then it answers
-//! `{"name": "projects/{projectId}/messages/{id}"}` and records the delivery unless
-//! `validate_only`.
+//! Checks, in order: the bearer access token (401 `UNAUTHENTICATED`); the project (404
+//! `NOT_FOUND`); a programmed fault (429/500/503); the body (400 `INVALID_ARGUMENT`, see
+//! [`crate::validate`]); a failure programmed for the token (`UNREGISTERED`,
+//! `SENDER_ID_MISMATCH`, `THIRD_PARTY_AUTH_ERROR`). Then it records the delivery unless
+//! `validate_only` and, after the programmed delay, answers
+//! `{"name": "projects/{projectId}/messages/{id}"}`.
 
 use std::sync::Arc;
 
@@ -28,11 +28,15 @@ pub async fn send_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Like FCM, the send is accepted (and delivered) or refused as soon as it arrives, and the
+    // programmed delay holds back only the answer: a sender that gives up waiting, or dies,
+    // cannot tell whether the push went out.
+    let outcome = send(&state, &project_id, &headers, &body);
     let delay = state.delay();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    match send(&state, &project_id, &headers, &body) {
+    match outcome {
         Ok(name) => (StatusCode::OK, Json(json!({ "name": name }))).into_response(),
         Err(error) => {
             tracing::warn!(

@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 use crate::errors::{ApiError, ErrorCode};
 
-/// At most this many deliveries are kept; older ones are dropped first.
-pub const MAX_DELIVERIES: usize = 100_000;
+/// How many deliveries are kept unless configured otherwise; older ones are dropped first.
+pub const DEFAULT_MAX_DELIVERIES: usize = 100_000;
 /// At most this many live access tokens are kept; the one expiring first is dropped beyond that.
 pub const MAX_ACCESS_TOKENS: usize = 100_000;
 /// Lifetime of an issued access token, as Google's `expires_in`.
@@ -57,6 +57,9 @@ pub struct Stats {
     pub token_requests_rejected: u64,
     /// Sends answered 200 and recorded as deliveries.
     pub sends_accepted: u64,
+    /// Deliveries dropped, oldest first, to stay within the configured maximum: while this is
+    /// not zero, `GET /admin/deliveries` no longer lists every accepted send.
+    pub deliveries_dropped: u64,
     /// `validate_only` sends answered 200 (not recorded).
     pub sends_validated: u64,
     /// All rejected sends.
@@ -87,6 +90,8 @@ pub struct EmulatorState {
     pub token_url: String,
     /// The key verifying assertions.
     pub decoding_key: DecodingKey,
+    /// How many deliveries are kept (bounding the emulator's memory).
+    pub max_deliveries: usize,
     inner: Mutex<Inner>,
 }
 
@@ -101,18 +106,20 @@ impl std::fmt::Debug for EmulatorState {
 }
 
 impl EmulatorState {
-    /// A fresh state.
+    /// A fresh state that keeps the last `max_deliveries` deliveries.
     pub fn new(
         project_id: String,
         client_email: String,
         token_url: String,
         decoding_key: DecodingKey,
+        max_deliveries: usize,
     ) -> Self {
         Self {
             project_id,
             client_email,
             token_url,
             decoding_key,
+            max_deliveries,
             inner: Mutex::new(Inner::default()),
         }
     }
@@ -225,8 +232,9 @@ impl EmulatorState {
             return name;
         }
         inner.stats.sends_accepted += 1;
-        if inner.deliveries.len() >= MAX_DELIVERIES {
+        if inner.deliveries.len() >= self.max_deliveries {
             inner.deliveries.pop_front();
+            inner.stats.deliveries_dropped += 1;
         }
         inner.deliveries.push_back(Delivery {
             name: name.clone(),

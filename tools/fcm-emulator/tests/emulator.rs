@@ -45,12 +45,18 @@ struct Emu {
 
 impl Emu {
     async fn start() -> Result<Self, Box<dyn std::error::Error>> {
+        Self::keeping(fcm_emulator::state::DEFAULT_MAX_DELIVERIES).await
+    }
+
+    /// An emulator that keeps the last `max_deliveries` deliveries.
+    async fn keeping(max_deliveries: usize) -> Result<Self, Box<dyn std::error::Error>> {
         let listen: SocketAddr = ([127, 0, 0, 1], 0).into();
         let config = EmulatorConfig::from_files(
             listen,
             infra("service-account.json"),
             infra("public-key.pem"),
-        )?;
+        )?
+        .with_max_deliveries(max_deliveries);
         let running = start(config).await?;
         Ok(Self {
             running,
@@ -365,6 +371,28 @@ async fn a_valid_send_is_accepted_and_recorded() -> TestResult {
 }
 
 #[tokio::test]
+async fn deliveries_beyond_the_maximum_drop_the_oldest_and_are_counted() -> TestResult {
+    let emu = Emu::keeping(2).await?;
+    let token = emu.access_token().await?;
+    for device in [DEVICE, OTHER_DEVICE, DEVICE] {
+        let (status, _, body) = emu.send(Some(&token), &push(device)).await?;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let deliveries = emu.get_json("/admin/deliveries").await?;
+    let tokens: Vec<&Value> = deliveries["deliveries"]
+        .as_array()
+        .ok_or("no deliveries")?
+        .iter()
+        .map(|delivery| &delivery["token"])
+        .collect();
+    assert_eq!(tokens, [OTHER_DEVICE, DEVICE]);
+    let stats = emu.get_json("/admin/stats").await?;
+    assert_eq!(stats["sendsAccepted"], 3);
+    assert_eq!(stats["deliveriesDropped"], 1);
+    Ok(())
+}
+
+#[tokio::test]
 async fn invalid_messages_are_rejected_like_fcm() -> TestResult {
     let emu = Emu::start().await?;
     let token = emu.access_token().await?;
@@ -558,7 +586,7 @@ async fn programmed_faults_then_success() -> TestResult {
 }
 
 #[tokio::test]
-async fn delay_slows_every_send() -> TestResult {
+async fn delay_holds_back_the_answer_not_the_delivery() -> TestResult {
     let emu = Emu::start().await?;
     let token = emu.access_token().await?;
     emu.admin_post("/admin/delay", Some(json!({"ms": 300})))
@@ -567,6 +595,21 @@ async fn delay_slows_every_send() -> TestResult {
     let (status, _, _) = emu.send(Some(&token), &push(DEVICE)).await?;
     assert_eq!(status, StatusCode::OK);
     assert!(started.elapsed() >= Duration::from_millis(300));
+
+    // A sender that stops waiting still delivered its push, as with FCM.
+    let abandoned = emu
+        .http
+        .post(emu.send_url())
+        .bearer_auth(&token)
+        .timeout(Duration::from_millis(100))
+        .json(&push(OTHER_DEVICE))
+        .send()
+        .await;
+    assert!(abandoned.is_err_and(|e| e.is_timeout()));
+    let delivered = emu
+        .get_json(&format!("/admin/deliveries?token={OTHER_DEVICE}"))
+        .await?;
+    assert_eq!(delivered["deliveries"].as_array().map(Vec::len), Some(1));
     emu.admin_post("/admin/delay", Some(json!({"ms": 0})))
         .await?;
     Ok(())
