@@ -9,7 +9,7 @@
 //! from what it applied.
 
 use async_nats::jetstream::consumer::DeliverPolicy;
-use async_nats::jetstream::stream::Stream;
+use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
 
 /// Where a new consumer starts for a projection that has applied the log up to `applied`.
 pub fn resume_after(applied: u64) -> DeliverPolicy {
@@ -49,6 +49,10 @@ pub fn continues(mut next: u64, seqs: &[u64]) -> Result<u64, Gap> {
 
 /// [`continues`], except that a jump over sequences the stream holds no event of `subjects`
 /// for (deleted, purged, or on other subjects) is no gap. Returns the next sequence expected.
+///
+/// Any replica answers a direct get, and one still catching up (just restarted or thawed) may
+/// not hold the delivered events yet: its "none" is asked again of the stream's leader, so a
+/// lagging replica does not make a false gap (which would restart the consumer for nothing).
 pub async fn continuity(
     stream: &Stream,
     subjects: &str,
@@ -60,11 +64,23 @@ pub async fn continuity(
             Ok(next) => return Ok(next),
             Err(gap) => gap,
         };
-        match stream
+        let first = match stream
             .direct_get_next_for_subject(subjects, Some(gap.expected))
             .await
         {
-            Ok(message) if message.sequence >= gap.got => next = gap.got,
+            Ok(message) => Some(message.sequence),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => stream
+                .raw_message_builder()
+                .sequence(gap.expected)
+                .next_by_subject(subjects.to_owned())
+                .send()
+                .await
+                .ok()
+                .map(|message| message.sequence),
+            Err(_) => None,
+        };
+        match first {
+            Some(sequence) if sequence >= gap.got => next = gap.got,
             _ => return Err(gap),
         }
     }
