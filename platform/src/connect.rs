@@ -10,9 +10,11 @@ use redis::cluster::ClusterClient;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::PrepareError;
 use scylla::policies::speculative_execution::{
     SimpleSpeculativeExecutionPolicy, SpeculativeExecutionPolicy,
 };
+use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::SerialConsistency;
 
 use crate::redis_connection::{ClusterHandle, RedisConnection};
@@ -215,6 +217,24 @@ pub async fn cassandra(settings: &CassandraSettings) -> Result<Arc<Session>, Con
             message: e.to_string(),
         })?;
     Ok(Arc::new(session))
+}
+
+/// Prepares `statements` all at once, in their order.
+///
+/// The driver prepares each statement on every node and waits for all of them, with no
+/// timeout of its own, so one slow node (just restarted, replaying its commit log, overloaded)
+/// holds up every preparation: one after the other, a service's start took minutes. At once, it
+/// takes as long as the slowest node answers one.
+pub async fn prepare_all<const N: usize>(
+    session: &Session,
+    statements: [String; N],
+) -> Result<[PreparedStatement; N], PrepareError> {
+    let prepared =
+        futures::future::try_join_all(statements.into_iter().map(|cql| session.prepare(cql)))
+            .await?;
+    Ok(prepared
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("try_join_all keeps one result per statement")))
 }
 
 /// Creates `keyspace` (replicated as `settings` say) and the tables of the projections when

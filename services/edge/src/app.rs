@@ -77,13 +77,25 @@ pub enum StartError {
 impl AppState {
     /// Connects to NATS and Cassandra and prepares everything the handlers need.
     pub async fn connect(settings: &Settings) -> Result<Arc<Self>, StartError> {
+        let began = std::time::Instant::now();
+        let step = |what: &str| {
+            tracing::info!(
+                elapsed_ms = began.elapsed().as_millis() as u64,
+                "start-up: {what}"
+            );
+        };
         let auth = Authenticator::from_settings(settings)?;
         let log = settings.nats.event_log();
         let (nats, jetstream) = connect::nats(&settings.nats).await?;
+        step("NATS connected");
         let stream = connect::event_stream(&jetstream, &log).await?;
+        step("stream ready");
         let session = connect::cassandra(&settings.cassandra).await?;
+        step("Cassandra connected");
         let store = Arc::new(Store::prepare(session.clone(), &settings.cassandra.keyspace).await?);
+        step("statements prepared");
         let redis = connect::redis(&settings.redis).await?;
+        step("Redis connected");
         let keys = ReadKeys::new(settings.redis.key_prefix.clone());
         let unread = UnreadCounts::new(redis.clone(), keys.clone());
         let progress = ProjectionProgress::follow(
@@ -94,6 +106,7 @@ impl AppState {
             settings.edge.read_your_writes_timeout(),
         )
         .await?;
+        step("following the projector's progress");
         let membership = Membership::follow(
             stream.clone(),
             log.clone(),
@@ -102,6 +115,7 @@ impl AppState {
             settings.edge.membership_rooms,
         )
         .await?;
+        step("following membership");
         let presence = Presence::start(
             jetstream.clone(),
             log.clone(),
@@ -111,6 +125,7 @@ impl AppState {
             settings.edge.presence_ttl(),
         )
         .await?;
+        step("presence started");
         let shutdown = CancellationToken::new();
         let readiness = readiness(
             nats.clone(),

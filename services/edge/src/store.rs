@@ -6,6 +6,7 @@ pub mod user_settings;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use chat_platform::connect;
 use chat_schemas::{RoomId, RoomKind, UserId};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
@@ -118,64 +119,70 @@ impl Store {
     /// Prepares every read against `keyspace`, marked idempotent: a read unanswered for
     /// `cassandra.speculative_after_ms` is sent to another replica as well.
     pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
-        let prepare = |cql: String| {
-            let session = session.clone();
-            async move {
-                let mut statement = session.prepare(cql).await.map_err(store_error)?;
-                statement.set_is_idempotent(true);
-                Ok::<_, StoreError>(statement)
-            }
-        };
+        let reads = connect::prepare_all(
+            &session,
+            [
+                format!(
+                    "SELECT kind, name, members, updated_at, last_message_id, last_sender_id, \
+                     last_content, last_deleted, last_sent_at FROM {keyspace}.rooms \
+                     WHERE room_id = ?"
+                ),
+                format!("SELECT room_id FROM {keyspace}.user_rooms WHERE user_id = ?"),
+                format!(
+                    "SELECT first_message_id, bucket FROM {keyspace}.room_buckets \
+                     WHERE room_id = ? AND first_message_id < ? LIMIT ?"
+                ),
+                format!(
+                    "SELECT bucket FROM {keyspace}.room_buckets \
+                     WHERE room_id = ? AND first_message_id <= ? LIMIT 1"
+                ),
+                format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
+                     WHERE room_id = ? AND bucket = ? AND message_id < ? LIMIT ?"
+                ),
+                format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
+                     WHERE room_id = ? AND bucket = ? AND message_id > ? \
+                     ORDER BY message_id ASC LIMIT ?"
+                ),
+                format!(
+                    "SELECT first_message_id, bucket FROM {keyspace}.room_buckets \
+                     WHERE room_id = ?"
+                ),
+                format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
+                     WHERE room_id = ? AND bucket = ? AND message_id = ?"
+                ),
+                format!(
+                    "SELECT message_id FROM {keyspace}.client_messages \
+                     WHERE room_id = ? AND sender_id = ? AND client_message_id = ?"
+                ),
+                format!(
+                    "SELECT applied_seq FROM {keyspace}.projector_progress WHERE projector = ?"
+                ),
+            ],
+        );
+        let (mut reads, user_settings) = tokio::try_join!(
+            async { reads.await.map_err(store_error) },
+            UserSettings::prepare(session.clone(), keyspace),
+        )?;
+        for read in &mut reads {
+            read.set_is_idempotent(true);
+        }
+        let [room, user_rooms, buckets_before, bucket_of, page, page_after, all_buckets, message, client_message, progress] =
+            reads;
         Ok(Self {
-            room: prepare(format!(
-                "SELECT kind, name, members, updated_at, last_message_id, last_sender_id, \
-                 last_content, last_deleted, last_sent_at FROM {keyspace}.rooms WHERE room_id = ?"
-            ))
-            .await?,
-            user_rooms: prepare(format!(
-                "SELECT room_id FROM {keyspace}.user_rooms WHERE user_id = ?"
-            ))
-            .await?,
-            buckets_before: prepare(format!(
-                "SELECT first_message_id, bucket FROM {keyspace}.room_buckets \
-                 WHERE room_id = ? AND first_message_id < ? LIMIT ?"
-            ))
-            .await?,
-            bucket_of: prepare(format!(
-                "SELECT bucket FROM {keyspace}.room_buckets \
-                 WHERE room_id = ? AND first_message_id <= ? LIMIT 1"
-            ))
-            .await?,
-            page: prepare(format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
-                 WHERE room_id = ? AND bucket = ? AND message_id < ? LIMIT ?"
-            ))
-            .await?,
-            page_after: prepare(format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
-                 WHERE room_id = ? AND bucket = ? AND message_id > ? \
-                 ORDER BY message_id ASC LIMIT ?"
-            ))
-            .await?,
-            all_buckets: prepare(format!(
-                "SELECT first_message_id, bucket FROM {keyspace}.room_buckets WHERE room_id = ?"
-            ))
-            .await?,
-            message: prepare(format!(
-                "SELECT {MESSAGE_COLUMNS} FROM {keyspace}.messages \
-                 WHERE room_id = ? AND bucket = ? AND message_id = ?"
-            ))
-            .await?,
-            client_message: prepare(format!(
-                "SELECT message_id FROM {keyspace}.client_messages \
-                 WHERE room_id = ? AND sender_id = ? AND client_message_id = ?"
-            ))
-            .await?,
-            progress: prepare(format!(
-                "SELECT applied_seq FROM {keyspace}.projector_progress WHERE projector = ?"
-            ))
-            .await?,
-            user_settings: UserSettings::prepare(session.clone(), keyspace).await?,
+            room,
+            user_rooms,
+            buckets_before,
+            bucket_of,
+            page,
+            page_after,
+            all_buckets,
+            message,
+            client_message,
+            progress,
+            user_settings,
             session,
         })
     }

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use chat_platform::connect;
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::serialize::row::SerializeRow;
@@ -35,43 +36,42 @@ impl Directory {
     /// idempotent and marked so: one unanswered for `cassandra.speculative_after_ms` is sent to
     /// another replica as well.
     pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, DirectoryError> {
-        let prepare = |cql: String| {
-            let session = session.clone();
-            async move {
-                let mut statement = session.prepare(cql).await.map_err(error)?;
-                statement.set_is_idempotent(true);
-                Ok::<_, DirectoryError>(statement)
-            }
-        };
-        let mut delete_owner = prepare(format!(
-            "DELETE FROM {keyspace}.push_token_owners WHERE device_token = ? IF user_id = ?"
-        ))
-        .await?;
+        let mut statements = connect::prepare_all(
+            &session,
+            [
+                format!("SELECT kind, name FROM {keyspace}.rooms WHERE room_id = ?"),
+                format!("SELECT room_id FROM {keyspace}.user_rooms WHERE user_id = ?"),
+                format!(
+                    "SELECT user_id, device_token FROM {keyspace}.push_tokens WHERE user_id IN ?"
+                ),
+                format!(
+                    "SELECT user_id, muted FROM {keyspace}.room_mutes \
+                     WHERE user_id IN ? AND room_id = ?"
+                ),
+                format!(
+                    "DELETE FROM {keyspace}.push_tokens WHERE user_id = ? AND device_token = ?"
+                ),
+                format!(
+                    "DELETE FROM {keyspace}.push_token_owners WHERE device_token = ? \
+                     IF user_id = ?"
+                ),
+            ],
+        )
+        .await
+        .map_err(error)?;
+        for statement in &mut statements {
+            statement.set_is_idempotent(true);
+        }
+        let [room, user_rooms, tokens, muted, delete_token, mut delete_owner] = statements;
         // A lightweight transaction: a second attempt could answer "not applied" for the
         // first one's success.
         delete_owner.set_is_idempotent(false);
         Ok(Self {
-            room: prepare(format!(
-                "SELECT kind, name FROM {keyspace}.rooms WHERE room_id = ?"
-            ))
-            .await?,
-            user_rooms: prepare(format!(
-                "SELECT room_id FROM {keyspace}.user_rooms WHERE user_id = ?"
-            ))
-            .await?,
-            tokens: prepare(format!(
-                "SELECT user_id, device_token FROM {keyspace}.push_tokens WHERE user_id IN ?"
-            ))
-            .await?,
-            muted: prepare(format!(
-                "SELECT user_id, muted FROM {keyspace}.room_mutes \
-                 WHERE user_id IN ? AND room_id = ?"
-            ))
-            .await?,
-            delete_token: prepare(format!(
-                "DELETE FROM {keyspace}.push_tokens WHERE user_id = ? AND device_token = ?"
-            ))
-            .await?,
+            room,
+            user_rooms,
+            tokens,
+            muted,
+            delete_token,
             delete_owner,
             session,
         })

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use chat_platform::connect;
 use chat_schemas::cql::{self, InvalidKeyspace};
 use futures::stream::{self, StreamExt};
 use scylla::client::session::Session;
@@ -79,97 +80,100 @@ impl Store {
     pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
         cql::validate_keyspace(keyspace)?;
         let ks = keyspace;
-        let prepare = |cql: String| {
-            let session = Arc::clone(&session);
-            async move {
-                let mut statement = session.prepare(cql).await?;
-                statement.set_is_idempotent(true);
-                Ok::<_, StoreError>(statement)
-            }
-        };
+        let mut statements = connect::prepare_all(
+            &session,
+            [
+                format!(
+                    "INSERT INTO {ks}.rooms (room_id, kind, name, created_by, created_at, members, \
+                    last_event_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
+                format!(
+                    "INSERT INTO {ks}.user_rooms (user_id, room_id, joined_at) VALUES (?, ?, ?) \
+                    USING TIMESTAMP ?"
+                ),
+                format!(
+                    "DELETE FROM {ks}.user_rooms USING TIMESTAMP ? WHERE user_id = ? AND room_id = ?"
+                ),
+                format!(
+                    "INSERT INTO {ks}.messages (room_id, bucket, message_id, kind, sender_id, content, \
+                    user_ids, deleted, sent_at, client_message_id) \
+                    VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?) USING TIMESTAMP ?"
+                ),
+                format!(
+                    "INSERT INTO {ks}.room_buckets (room_id, first_message_id, bucket) \
+                    VALUES (?, ?, ?) USING TIMESTAMP ?"
+                ),
+                format!(
+                    "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_event_seq = ?, updated_at = ?, \
+                    last_message_id = ?, last_sender_id = ?, last_content = ?, last_deleted = false, \
+                    last_sent_at = ? WHERE room_id = ?"
+                ),
+                format!(
+                    "UPDATE {ks}.rooms USING TIMESTAMP ? SET members = members + ?, \
+                    last_event_seq = ?, updated_at = ? WHERE room_id = ?"
+                ),
+                format!(
+                    "UPDATE {ks}.rooms USING TIMESTAMP ? SET members = members - ?, \
+                    last_event_seq = ?, updated_at = ? WHERE room_id = ?"
+                ),
+                format!(
+                    "UPDATE {ks}.messages USING TIMESTAMP ? SET deleted = true, content = null \
+                    WHERE room_id = ? AND bucket = ? AND message_id = ?"
+                ),
+                format!(
+                    "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_deleted = true, last_content = null, \
+                    last_event_seq = ? WHERE room_id = ?"
+                ),
+                format!(
+                    "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_event_seq = ? WHERE room_id = ?"
+                ),
+                format!(
+                    "INSERT INTO {ks}.client_messages (room_id, sender_id, client_message_id, \
+                    message_id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
+                ),
+                format!(
+                    "INSERT INTO {ks}.projector_progress (projector, applied_seq) VALUES (?, ?) \
+                    USING TIMESTAMP ?"
+                ),
+                format!(
+                    "SELECT applied_seq FROM {ks}.projector_progress WHERE projector = ?"
+                ),
+                format!(
+                    "SELECT first_message_id, bucket FROM {ks}.room_buckets WHERE room_id = ? LIMIT 1"
+                ),
+                format!(
+                    "SELECT first_message_id, bucket FROM {ks}.room_buckets \
+                    WHERE room_id = ? AND first_message_id <= ? LIMIT 1"
+                ),
+                format!(
+                    "SELECT last_message_id FROM {ks}.rooms WHERE room_id = ?"
+                ),
+            ],
+        )
+        .await?;
+        for statement in &mut statements {
+            statement.set_is_idempotent(true);
+        }
+        let [create_room, joined, left, message, bucket_start, last_message, members_added, member_removed, message_deleted, last_deleted, event_seq, client_message, progress, applied_seq, latest_bucket, bucket_at, last_message_id] =
+            statements;
         Ok(Self {
-            create_room: prepare(format!(
-                "INSERT INTO {ks}.rooms (room_id, kind, name, created_by, created_at, members, \
-                 last_event_seq, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            joined: prepare(format!(
-                "INSERT INTO {ks}.user_rooms (user_id, room_id, joined_at) VALUES (?, ?, ?) \
-                 USING TIMESTAMP ?"
-            ))
-            .await?,
-            left: prepare(format!(
-                "DELETE FROM {ks}.user_rooms USING TIMESTAMP ? WHERE user_id = ? AND room_id = ?"
-            ))
-            .await?,
-            message: prepare(format!(
-                "INSERT INTO {ks}.messages (room_id, bucket, message_id, kind, sender_id, content, \
-                 user_ids, deleted, sent_at, client_message_id) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            bucket_start: prepare(format!(
-                "INSERT INTO {ks}.room_buckets (room_id, first_message_id, bucket) \
-                 VALUES (?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            last_message: prepare(format!(
-                "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_event_seq = ?, updated_at = ?, \
-                 last_message_id = ?, last_sender_id = ?, last_content = ?, last_deleted = false, \
-                 last_sent_at = ? WHERE room_id = ?"
-            ))
-            .await?,
-            members_added: prepare(format!(
-                "UPDATE {ks}.rooms USING TIMESTAMP ? SET members = members + ?, \
-                 last_event_seq = ?, updated_at = ? WHERE room_id = ?"
-            ))
-            .await?,
-            member_removed: prepare(format!(
-                "UPDATE {ks}.rooms USING TIMESTAMP ? SET members = members - ?, \
-                 last_event_seq = ?, updated_at = ? WHERE room_id = ?"
-            ))
-            .await?,
-            message_deleted: prepare(format!(
-                "UPDATE {ks}.messages USING TIMESTAMP ? SET deleted = true, content = null \
-                 WHERE room_id = ? AND bucket = ? AND message_id = ?"
-            ))
-            .await?,
-            last_deleted: prepare(format!(
-                "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_deleted = true, last_content = null, \
-                 last_event_seq = ? WHERE room_id = ?"
-            ))
-            .await?,
-            event_seq: prepare(format!(
-                "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_event_seq = ? WHERE room_id = ?"
-            ))
-            .await?,
-            client_message: prepare(format!(
-                "INSERT INTO {ks}.client_messages (room_id, sender_id, client_message_id, \
-                 message_id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
-            ))
-            .await?,
-            progress: prepare(format!(
-                "INSERT INTO {ks}.projector_progress (projector, applied_seq) VALUES (?, ?) \
-                 USING TIMESTAMP ?"
-            ))
-            .await?,
-            applied_seq: prepare(format!(
-                "SELECT applied_seq FROM {ks}.projector_progress WHERE projector = ?"
-            ))
-            .await?,
-            latest_bucket: prepare(format!(
-                "SELECT first_message_id, bucket FROM {ks}.room_buckets WHERE room_id = ? LIMIT 1"
-            ))
-            .await?,
-            bucket_at: prepare(format!(
-                "SELECT first_message_id, bucket FROM {ks}.room_buckets \
-                 WHERE room_id = ? AND first_message_id <= ? LIMIT 1"
-            ))
-            .await?,
-            last_message_id: prepare(format!(
-                "SELECT last_message_id FROM {ks}.rooms WHERE room_id = ?"
-            ))
-            .await?,
+            create_room,
+            joined,
+            left,
+            message,
+            bucket_start,
+            last_message,
+            members_added,
+            member_removed,
+            message_deleted,
+            last_deleted,
+            event_seq,
+            client_message,
+            progress,
+            applied_seq,
+            latest_bucket,
+            bucket_at,
+            last_message_id,
             session,
         })
     }

@@ -15,6 +15,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use chat_platform::connect;
 use chat_schemas::{RoomId, Timestamp, UserId};
 use scylla::client::session::Session;
 use scylla::serialize::row::SerializeRow;
@@ -58,63 +59,63 @@ pub struct UserSettings {
 impl UserSettings {
     /// Prepares every statement against `keyspace`.
     pub async fn prepare(session: Arc<Session>, keyspace: &str) -> Result<Self, StoreError> {
-        let prepare = |cql: String| {
-            let session = session.clone();
-            async move { session.prepare(cql).await.map_err(store_error) }
-        };
-        let mut owner = prepare(format!(
-            "SELECT user_id FROM {keyspace}.push_token_owners WHERE device_token = ?"
-        ))
-        .await?;
+        let [tokens_of, token_of, put_token, drop_token, claim, mut owner, release, mutes_of, mute_of, mute, unmute] =
+            connect::prepare_all(
+                &session,
+                [
+                    format!(
+                        "SELECT device_token, platform, updated_at FROM {keyspace}.push_tokens \
+                         WHERE user_id = ?"
+                    ),
+                    format!(
+                        "SELECT device_token FROM {keyspace}.push_tokens \
+                         WHERE user_id = ? AND device_token = ?"
+                    ),
+                    format!(
+                        "INSERT INTO {keyspace}.push_tokens \
+                         (user_id, device_token, platform, updated_at) VALUES (?, ?, ?, ?)"
+                    ),
+                    format!(
+                        "DELETE FROM {keyspace}.push_tokens WHERE user_id = ? AND device_token = ?"
+                    ),
+                    format!(
+                        "UPDATE {keyspace}.push_token_owners SET user_id = ? \
+                         WHERE device_token = ? IF user_id = ?"
+                    ),
+                    format!(
+                        "SELECT user_id FROM {keyspace}.push_token_owners WHERE device_token = ?"
+                    ),
+                    format!(
+                        "DELETE FROM {keyspace}.push_token_owners WHERE device_token = ? \
+                         IF user_id = ?"
+                    ),
+                    format!("SELECT room_id, muted FROM {keyspace}.room_mutes WHERE user_id = ?"),
+                    format!(
+                        "SELECT muted FROM {keyspace}.room_mutes WHERE user_id = ? AND room_id = ?"
+                    ),
+                    format!(
+                        "INSERT INTO {keyspace}.room_mutes (user_id, room_id, muted) \
+                         VALUES (?, ?, true)"
+                    ),
+                    format!("DELETE FROM {keyspace}.room_mutes WHERE user_id = ? AND room_id = ?"),
+                ],
+            )
+            .await
+            .map_err(store_error)?;
         // A Paxos read: it sees every claim that completed before it, and none half-applied.
         owner.set_consistency(Consistency::LocalSerial);
         Ok(Self {
-            tokens_of: prepare(format!(
-                "SELECT device_token, platform, updated_at FROM {keyspace}.push_tokens \
-                 WHERE user_id = ?"
-            ))
-            .await?,
-            token_of: prepare(format!(
-                "SELECT device_token FROM {keyspace}.push_tokens \
-                 WHERE user_id = ? AND device_token = ?"
-            ))
-            .await?,
-            put_token: prepare(format!(
-                "INSERT INTO {keyspace}.push_tokens (user_id, device_token, platform, updated_at) \
-                 VALUES (?, ?, ?, ?)"
-            ))
-            .await?,
-            drop_token: prepare(format!(
-                "DELETE FROM {keyspace}.push_tokens WHERE user_id = ? AND device_token = ?"
-            ))
-            .await?,
-            claim: prepare(format!(
-                "UPDATE {keyspace}.push_token_owners SET user_id = ? WHERE device_token = ? \
-                 IF user_id = ?"
-            ))
-            .await?,
+            tokens_of,
+            token_of,
+            put_token,
+            drop_token,
+            claim,
             owner,
-            release: prepare(format!(
-                "DELETE FROM {keyspace}.push_token_owners WHERE device_token = ? \
-                 IF user_id = ?"
-            ))
-            .await?,
-            mutes_of: prepare(format!(
-                "SELECT room_id, muted FROM {keyspace}.room_mutes WHERE user_id = ?"
-            ))
-            .await?,
-            mute_of: prepare(format!(
-                "SELECT muted FROM {keyspace}.room_mutes WHERE user_id = ? AND room_id = ?"
-            ))
-            .await?,
-            mute: prepare(format!(
-                "INSERT INTO {keyspace}.room_mutes (user_id, room_id, muted) VALUES (?, ?, true)"
-            ))
-            .await?,
-            unmute: prepare(format!(
-                "DELETE FROM {keyspace}.room_mutes WHERE user_id = ? AND room_id = ?"
-            ))
-            .await?,
+            release,
+            mutes_of,
+            mute_of,
+            mute,
+            unmute,
             session,
         })
     }
