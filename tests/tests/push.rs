@@ -281,6 +281,57 @@ async fn a_notifier_restarted_mid_stream_sends_each_push_once() {
 }
 
 #[tokio::test]
+async fn a_notifier_killed_before_fcm_answered_resends_marked_and_loses_nothing() {
+    let app = TestApp::start().await;
+    let kit = PushKit::start().await;
+    let mut env: Vec<(String, String)> = kit.notifier_env();
+    env.push(("CHAT_NOTIFIER__ACK_WAIT_MS".into(), "2000".into()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let notifier = ServiceProcess::start("notifier", &app.env, &env_refs);
+    app.wait_for_consumer("notifier").await;
+    let room = group(&app, "alice", "g", &["carol"]).await;
+    register(&app, "carol", "phone").await;
+    // FCM takes each push at once but answers only after 60 s: the notifier dies before any
+    // answer, so it cannot know that every one of these pushes went out.
+    kit.admin("/delay", Some(json!({"ms": 60_000}))).await;
+    const MESSAGES: usize = 5;
+    let mut ids = Vec::new();
+    for i in 0..MESSAGES {
+        ids.push(send(&app, "alice", &room, &format!("m{i}")).await);
+    }
+    let chat = |m: &Value| m["data"]["type"] == "CHAT";
+    deliveries_of(&kit, chat, MESSAGES).await;
+    notifier.signal("KILL");
+    kit.admin("/delay", Some(json!({"ms": 0}))).await;
+    let restarted = ServiceProcess::start("notifier", &app.env, &env_refs);
+
+    let pushes = deliveries_of(&kit, chat, 2 * MESSAGES).await;
+    let mut by_message: BTreeMap<u64, Vec<Option<&str>>> = BTreeMap::new();
+    for push in &pushes {
+        let data = &push["message"]["data"];
+        let id = data["messageId"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("numeric");
+        by_message
+            .entry(id)
+            .or_default()
+            .push(data["resent"].as_str());
+    }
+    let expected: BTreeMap<u64, Vec<Option<&str>>> = ids
+        .iter()
+        .map(|id| (id.parse().expect("numeric"), vec![None, Some("true")]))
+        .collect();
+    assert_eq!(
+        by_message, expected,
+        "each push once as sent, and once more marked resent: never an unmarked repeat"
+    );
+    drop(restarted);
+    drop(notifier);
+}
+
+#[tokio::test]
 async fn a_bad_key_or_unreachable_token_endpoint_fails_at_start() {
     let app = TestApp::start().await;
     let kit = PushKit::start().await;

@@ -2,9 +2,11 @@
 //! concurrently (pushes need no order), each acked once every push it owes is sent, given up
 //! or found unnecessary.
 //!
-//! Exactly once per (event, token): after FCM accepts a push, the token is added to the event's
-//! sent record in Redis; a redelivered event skips the tokens already there. The only window
-//! for a duplicate is a crash between FCM's answer and that write.
+//! Once per (event, token): after FCM accepts a push, the token is added to the event's sent
+//! record in Redis; a redelivered event skips the tokens already there. FCM has no idempotency
+//! key, so a push whose answer never came (a timeout, or a crash of this process between the
+//! request and that write) may have been delivered: sent again, it is marked `resent` in `data`
+//! so the app shows it only if it has not shown that message yet.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -26,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::audience::{audience, Audience, AudienceError};
 use crate::directory::{Directory, DirectoryError};
-use crate::fcm::{message, AuthError, Credentials, Delivery, FcmClient, TlsError};
+use crate::fcm::{mark_resent, message, AuthError, Credentials, Delivery, FcmClient, TlsError};
 use crate::settings::{InvalidSettings, NotifierSettings, Settings};
 
 /// The notifier could not start.
@@ -66,6 +68,10 @@ const USERS_AT_ONCE: usize = 32;
 /// How long recording a sent push is retried: handing the event back after FCM accepted the
 /// push would send it again, and a Redis Cluster failover takes a few seconds.
 const RECORD_PATIENCE: Duration = Duration::from_secs(15);
+
+/// The member of an event's sent record that says sending it has begun: it holds a space, which
+/// no device token does (the edge refuses them), so it is never taken for one.
+const SENDING_BEGUN: &str = "sending begun";
 
 /// Recipients whose mutes and tokens are read in one Cassandra query each.
 const LOOKUP_CHUNK: usize = 100;
@@ -313,11 +319,6 @@ async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), Au
     else {
         return Ok(());
     };
-    let sent_key = format!("{}push:sent:{seq}", shared.keys.prefix());
-    let sent: HashSet<String> = redis::cmd("SMEMBERS")
-        .arg(&sent_key)
-        .query_async(&mut shared.redis.clone())
-        .await?;
     let room = envelope.room_id.as_uuid();
     let lookups = audience.users.chunks(LOOKUP_CHUNK).map(|users| async move {
         let muted = if audience.mutable {
@@ -338,10 +339,15 @@ async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), Au
     for found in futures::future::join_all(lookups).await {
         recipients.extend(found?);
     }
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let sent_key = format!("{}push:sent:{seq}", shared.keys.prefix());
+    let record = SentRecord::open(shared, sent_key).await?;
     let pushes: Vec<PushFuture<'_>> = recipients
         .iter()
         .map(|(user, tokens)| -> PushFuture<'_> {
-            Box::pin(push_user(shared, &audience, user, tokens, &sent, &sent_key))
+            Box::pin(push_user(shared, &audience, user, tokens, &record))
         })
         .collect();
     let results = futures::stream::iter(pushes)
@@ -367,24 +373,66 @@ async fn badge(shared: &Shared, user: &str) -> u64 {
     shared.unread.total(&id, &rooms).await.unwrap_or(0)
 }
 
-/// Sends `audience`'s push to each of `user`'s `tokens` not in `sent`.
+/// An event's sent record in Redis: the tokens FCM accepted its push for, and whether sending
+/// it had begun before (then a token not in it may have got the push from a process that died
+/// before writing it down).
+struct SentRecord {
+    /// The record's key.
+    key: String,
+    /// The tokens FCM accepted the push for.
+    sent: HashSet<String>,
+    /// Whether an earlier delivery of the event had begun sending.
+    begun_before: bool,
+}
+
+impl SentRecord {
+    /// Reads the record at `key` and marks in it, in the same round trip, that sending begins.
+    async fn open(shared: &Shared, key: String) -> redis::RedisResult<Self> {
+        let (added, mut sent): (u64, HashSet<String>) = redis::pipe()
+            .cmd("SADD")
+            .arg(&key)
+            .arg(SENDING_BEGUN)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(shared.config.sent_record_seconds)
+            .ignore()
+            .cmd("SMEMBERS")
+            .arg(&key)
+            .query_async(&mut shared.redis.clone())
+            .await?;
+        sent.remove(SENDING_BEGUN);
+        Ok(Self {
+            key,
+            sent,
+            begun_before: added == 0,
+        })
+    }
+}
+
+/// Sends `audience`'s push to each of `user`'s `tokens` not in `record`; marked as a possible
+/// repeat when an earlier delivery of the event had begun sending.
 async fn push_user(
     shared: &Shared,
     audience: &Audience,
     user: &str,
     tokens: &[String],
-    sent: &HashSet<String>,
-    sent_key: &str,
+    record: &SentRecord,
 ) -> Result<(), AudienceError> {
-    let tokens: Vec<&String> = tokens.iter().filter(|t| !sent.contains(*t)).collect();
+    let tokens: Vec<&String> = tokens
+        .iter()
+        .filter(|t| !record.sent.contains(*t))
+        .collect();
     if tokens.is_empty() {
         return Ok(());
     }
     let badge = badge(shared, user).await;
     for token in tokens {
-        let body = message(&audience.notice, token, badge);
+        let mut body = message(&audience.notice, token, badge);
+        if record.begun_before {
+            mark_resent(&mut body);
+        }
         match shared.fcm.send(&body).await {
-            Delivery::Delivered => record_sent(shared, sent_key, token).await?,
+            Delivery::Delivered => record_sent(shared, &record.key, token).await?,
             Delivery::DeadToken(code) => {
                 tracing::info!(user, code, "FCM says the token is dead; removing it");
                 shared.directory.forget_token(user, token).await?;

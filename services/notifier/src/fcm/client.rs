@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 
 use super::auth::{AuthError, Credentials};
+use super::message::mark_resent;
 use super::outcome::{classify, SendOutcome};
 
 /// How sends are retried.
@@ -94,14 +95,24 @@ impl FcmClient {
         self.credentials.token().await.map(|_| ())
     }
 
-    /// Sends `message` (the `message` object), retrying as FCM's errors say.
+    /// Sends `message` (the `message` object), retrying as FCM's errors say. After an attempt
+    /// that got no answer, the next ones are marked [`mark_resent`]: FCM may have delivered the
+    /// first.
     pub async fn send(&self, message: &Value) -> Delivery {
-        let body = json!({ "message": message });
+        let mut body = json!({ "message": message });
         let mut refreshed = false;
         let mut attempt = 1;
         loop {
             let outcome = self.attempt(&body).await;
             match outcome {
+                SendOutcome::Unanswered(code) => {
+                    if attempt >= self.retry.max_attempts {
+                        return Delivery::Failed(format!("{code} after {attempt} attempts"));
+                    }
+                    mark_resent(&mut body["message"]);
+                    tokio::time::sleep(self.delay(attempt, None)).await;
+                    attempt += 1;
+                }
                 SendOutcome::Delivered => return Delivery::Delivered,
                 SendOutcome::DeadToken(code) => return Delivery::DeadToken(code),
                 SendOutcome::Rejected(reason) => return Delivery::Failed(reason),
@@ -160,17 +171,9 @@ impl FcmClient {
         };
         let (status, retry_after, body) = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(error)) => {
-                return SendOutcome::Retry {
-                    code: format!("request failed: {error}"),
-                    retry_after: None,
-                }
-            }
+            Ok(Err(error)) => return SendOutcome::Unanswered(format!("request failed: {error}")),
             Err(_) => {
-                return SendOutcome::Retry {
-                    code: format!("no answer within {:?}", self.timeout),
-                    retry_after: None,
-                }
+                return SendOutcome::Unanswered(format!("no answer within {:?}", self.timeout))
             }
         };
         classify(status, retry_after.as_deref(), &body)

@@ -8,6 +8,13 @@ pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// Longest preview of a message's text, in characters, before the size limit applies.
 pub const MAX_PREVIEW_CHARS: usize = 200;
 
+/// The `data` field that marks a push that may repeat one the device already got: the app shows
+/// it only when it has not shown that `messageId` yet (docs/notifier.md, "Exactly once").
+pub const RESENT_FIELD: &str = "resent";
+
+/// Room kept in every message for [`mark_resent`]'s `,"resent":"true"`.
+const RESENT_MARK_BYTES: usize = 16;
+
 /// What a push says, independent of the device it goes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
@@ -31,7 +38,7 @@ pub fn message(notice: &Notice, token: &str, badge: u64) -> Value {
     }
     loop {
         let message = build(notice, &body, token, badge);
-        let size = message.to_string().len();
+        let size = message.to_string().len() + RESENT_MARK_BYTES;
         if size <= MAX_MESSAGE_BYTES || body.is_empty() {
             return message;
         }
@@ -44,6 +51,15 @@ pub fn message(notice: &Notice, token: &str, badge: u64) -> Value {
         if keep == 0 {
             body.clear();
         }
+    }
+}
+
+/// Marks `message` (a `message` object) as one that may repeat a push FCM already accepted for
+/// its token, in `data` where every app sees it: a retry after an answer that never came, or
+/// a send the notifier may have made before a crash.
+pub fn mark_resent(message: &mut Value) {
+    if let Some(data) = message.get_mut("data").and_then(Value::as_object_mut) {
+        data.insert(RESENT_FIELD.to_owned(), Value::from("true"));
     }
 }
 
@@ -113,11 +129,26 @@ mod tests {
         assert_eq!(body.chars().count(), MAX_PREVIEW_CHARS + 1);
         assert!(body.ends_with('…'));
         let token = "t".repeat(3_000);
-        let m = message(&notice(&long), &token, 0);
+        let mut m = message(&notice(&long), &token, 0);
+        mark_resent(&mut m);
         assert!(
             m.to_string().len() <= MAX_MESSAGE_BYTES,
-            "{}",
+            "marked, it still fits: {}",
             m.to_string().len()
         );
+    }
+
+    #[test]
+    fn a_possible_repeat_is_marked_in_data_and_nothing_else_changes() {
+        let first = message(&notice("hi"), "tok", 3);
+        let mut again = first.clone();
+        mark_resent(&mut again);
+        assert_eq!(again["data"][RESENT_FIELD], "true");
+        again["data"]
+            .as_object_mut()
+            .expect("data")
+            .remove(RESENT_FIELD);
+        assert_eq!(again, first);
+        assert_eq!(first["data"].get(RESENT_FIELD), None);
     }
 }

@@ -7,4 +7,4 @@ pub mod outcome;
 
 pub use auth::{AuthError, Credentials};
 pub use client::{Delivery, FcmClient, RetryPolicy, TlsError};
-pub use message::{message, Notice};
+pub use message::{mark_resent, message, Notice};

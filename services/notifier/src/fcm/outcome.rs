@@ -20,6 +20,9 @@ pub enum SendOutcome {
         /// FCM's `Retry-After`.
         retry_after: Option<Duration>,
     },
+    /// No answer came (a timeout, a connection lost after the request left): FCM may have
+    /// accepted the message, so it is worth trying again, marked as a possible repeat.
+    Unanswered(String),
     /// The access token was refused (401 without an FCM code): refresh it and try once more.
     Reauthenticate,
     /// Will not succeed by retrying (SENDER_ID_MISMATCH, THIRD_PARTY_AUTH_ERROR, other 4xx).

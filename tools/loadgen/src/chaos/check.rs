@@ -152,8 +152,12 @@ pub struct Findings {
     pub unread_converged: Option<Duration>,
     /// (CHAT, device token) pairs that got no push.
     pub push_missing: usize,
-    /// (CHAT, device token) pairs pushed more than once, described.
+    /// (CHAT, device token) pairs pushed more than once without the `resent` mark, described:
+    /// repeats the app cannot tell apart.
     pub push_repeated: Vec<String>,
+    /// Pushes marked `resent` to a (CHAT, device token) pair that already had one: the notifier
+    /// could not know FCM took the first (it died, or the answer never came).
+    pub push_resent: usize,
     /// How long after the check began every push had arrived; `None`: not within the patience.
     pub pushes_complete: Option<Duration>,
 }

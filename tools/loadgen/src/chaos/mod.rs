@@ -382,7 +382,13 @@ async fn inflict(cluster: &Cluster, options: &Options, fault: Fault) -> Row {
     };
     let node_ready = restarted.elapsed();
     if let Err(e) = back {
-        notes.push(format!("restart: {e:#}"));
+        // The script's answer ends with the node's log tail: the table keeps the message only.
+        let message = format!("{e:#}");
+        let message: Vec<&str> = message
+            .lines()
+            .take_while(|line| !line.starts_with("--- last lines"))
+            .collect();
+        notes.push(format!("restart: {}", message.join(" ")));
     }
     progress(&format!("{}: waiting for recovery", fault.name()));
     let recovered = recover(cluster).await;

@@ -153,7 +153,7 @@ fn secs(d: Duration) -> String {
 pub fn line(row: &Row) -> String {
     let f = &row.findings;
     format!(
-        "  {} {}: sent {} acked {} lost {} duplicated {} live lost {} repeated {} pushes missing {} repeated {}; RECEIPT gap {}, live stall {}, recovered {}; {}",
+        "  {} {}: sent {} acked {} lost {} duplicated {} live lost {} repeated {} pushes missing {} repeated {} resent {}; RECEIPT gap {}, live stall {}, recovered {}; {}",
         row.fault,
         row.node,
         f.sent,
@@ -164,6 +164,7 @@ pub fn line(row: &Row) -> String {
         f.live_repeated,
         f.push_missing,
         f.push_repeated.len(),
+        f.push_resent,
         secs(row.receipt_gap),
         secs(row.live_stall),
         row.recovered.map_or("-".to_owned(), secs),
@@ -185,13 +186,13 @@ pub fn table(rows: &[Row], options: &Options, tag: &str, drops: &HashMap<String,
         options.freeze.as_secs()
     );
     out.push_str(
-        "| Fault | Node | Sent | Acked | Lost | Duplicated | Live lost / repeated | Pushes missing / repeated | Longest RECEIPT gap | Longest live stall | Node ready | Recovered | Notes |\n\
+        "| Fault | Node | Sent | Acked | Lost | Duplicated | Live lost / repeated | Pushes missing / repeated / resent | Longest RECEIPT gap | Longest live stall | Node ready | Recovered | Notes |\n\
          |---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n",
     );
     for row in rows {
         let f = &row.findings;
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} / {} | {} / {} / {} | {} | {} | {} | {} | {} |\n",
             row.fault,
             row.node,
             f.sent,
@@ -202,6 +203,7 @@ pub fn table(rows: &[Row], options: &Options, tag: &str, drops: &HashMap<String,
             f.live_repeated,
             f.push_missing,
             f.push_repeated.len(),
+            f.push_resent,
             if row.receipt_gap.is_zero() {
                 "-".to_owned()
             } else {
