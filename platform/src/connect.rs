@@ -2,6 +2,7 @@
 //! server and its address, so a service that cannot start says exactly why.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use chat_schemas::{cql, EventLog};
@@ -17,6 +18,7 @@ use scylla::policies::speculative_execution::{
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::SerialConsistency;
 
+use crate::backoff::Backoff;
 use crate::redis_connection::{ClusterHandle, RedisConnection};
 use crate::settings::{
     CassandraSettings, InvalidSetting, NatsSettings, RedisSettings, SPECULATIVE_ATTEMPTS,
@@ -237,8 +239,14 @@ pub async fn prepare_all<const N: usize>(
         .unwrap_or_else(|_| unreachable!("try_join_all keeps one result per statement")))
 }
 
+/// How long applying the schema is retried: a ring with a node just restarted or overloaded can
+/// time out on schema changes for a while, and a service that exits then does not come back by
+/// itself (the chaos run's restarted projector did).
+const SCHEMA_PATIENCE: Duration = Duration::from_secs(120);
+
 /// Creates `keyspace` (replicated as `settings` say) and the tables of the projections when
-/// missing.
+/// missing. Every statement is idempotent (`IF NOT EXISTS`); each is retried with backoff for
+/// [`SCHEMA_PATIENCE`].
 pub async fn apply_schema(
     session: &Session,
     keyspace: &str,
@@ -252,10 +260,19 @@ pub async fn apply_schema(
     let statements = cql::schema(keyspace, &settings.datacenter, settings.replication_factor)
         .map_err(|e| error(e.to_string()))?;
     for statement in statements {
-        session
-            .query_unpaged(statement, ())
-            .await
-            .map_err(|e| error(e.to_string()))?;
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        let began = Instant::now();
+        loop {
+            match session.query_unpaged(statement.as_str(), ()).await {
+                Ok(_) => break,
+                Err(e) if began.elapsed() < SCHEMA_PATIENCE => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot apply the CQL schema yet");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(error(e.to_string())),
+            }
+        }
     }
     Ok(())
 }
