@@ -332,6 +332,34 @@ async fn a_notifier_killed_before_fcm_answered_resends_marked_and_loses_nothing(
 }
 
 #[tokio::test]
+async fn a_push_whose_answer_times_out_is_retried_marked_resent() {
+    let app = TestApp::start().await;
+    let kit = PushKit::start().await;
+    let mut env: Vec<(String, String)> = kit.notifier_env();
+    env.push(("CHAT_NOTIFIER__REQUEST_TIMEOUT_MS".into(), "300".into()));
+    env.push(("CHAT_NOTIFIER__MAX_ATTEMPTS".into(), "3".into()));
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let notifier = ServiceProcess::start("notifier", &app.env, &env_refs);
+    app.wait_for_consumer("notifier").await;
+    let room = group(&app, "alice", "g", &["carol"]).await;
+    register(&app, "carol", "phone").await;
+    // FCM takes every attempt but answers each after the notifier stopped waiting.
+    kit.admin("/delay", Some(json!({"ms": 1_000}))).await;
+    let id = send(&app, "alice", &room, "anyone there?").await;
+    let pushes = deliveries_of(&kit, for_message(&id), 3).await;
+    let marks: Vec<Option<&str>> = pushes
+        .iter()
+        .map(|push| push["message"]["data"]["resent"].as_str())
+        .collect();
+    assert_eq!(
+        marks,
+        [None, Some("true"), Some("true")],
+        "the first attempt plain, every retry after an unanswered one marked"
+    );
+    drop(notifier);
+}
+
+#[tokio::test]
 async fn a_bad_key_or_unreachable_token_endpoint_fails_at_start() {
     let app = TestApp::start().await;
     let kit = PushKit::start().await;
