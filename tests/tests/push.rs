@@ -244,16 +244,43 @@ async fn a_burst_of_unavailable_recovers() {
     );
 }
 
-#[tokio::test]
-async fn a_notifier_restarted_mid_stream_sends_each_push_once() {
+/// The notifier as a process of its own (so a test can signal it), with the kit's settings and
+/// `env`'s on top.
+fn notifier_process(app: &TestApp, env: &[(String, String)]) -> ServiceProcess {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    ServiceProcess::start("notifier", &app.env, &env)
+}
+
+/// An app, an emulator and a running notifier process with the kit's settings plus `extra`;
+/// a group "g" of alice and carol, carol with a registered phone. Returns the settings (to
+/// start the notifier again) and the room.
+async fn carol_pushed_by_a_process(
+    extra: &[(&str, &str)],
+) -> (
+    TestApp,
+    PushKit,
+    Vec<(String, String)>,
+    ServiceProcess,
+    String,
+) {
     let app = TestApp::start().await;
     let kit = PushKit::start().await;
-    let env: Vec<(String, String)> = kit.notifier_env();
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut notifier = ServiceProcess::start("notifier", &app.env, &env_refs);
+    let mut env = kit.notifier_env();
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let notifier = notifier_process(&app, &env);
     app.wait_for_consumer("notifier").await;
     let room = group(&app, "alice", "g", &["carol"]).await;
     register(&app, "carol", "phone").await;
+    (app, kit, env, notifier, room)
+}
+
+#[tokio::test]
+async fn a_notifier_restarted_mid_stream_sends_each_push_once() {
+    let (app, kit, env, mut notifier, room) = carol_pushed_by_a_process(&[]).await;
     kit.admin("/delay", Some(json!({"ms": 20}))).await;
     const MESSAGES: usize = 40;
     let mut ids = Vec::new();
@@ -267,7 +294,7 @@ async fn a_notifier_restarted_mid_stream_sends_each_push_once() {
             .await
             .expect("terminate");
             assert!(status.0.success(), "a graceful stop: {:?}", status.0);
-            notifier = ServiceProcess::start("notifier", &app.env, &env_refs);
+            notifier = notifier_process(&app, &env);
         }
     }
     let pushes = deliveries_of(&kit, |m| m["data"]["type"] == "CHAT", MESSAGES).await;
@@ -282,15 +309,8 @@ async fn a_notifier_restarted_mid_stream_sends_each_push_once() {
 
 #[tokio::test]
 async fn a_notifier_killed_before_fcm_answered_resends_marked_and_loses_nothing() {
-    let app = TestApp::start().await;
-    let kit = PushKit::start().await;
-    let mut env: Vec<(String, String)> = kit.notifier_env();
-    env.push(("CHAT_NOTIFIER__ACK_WAIT_MS".into(), "2000".into()));
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let notifier = ServiceProcess::start("notifier", &app.env, &env_refs);
-    app.wait_for_consumer("notifier").await;
-    let room = group(&app, "alice", "g", &["carol"]).await;
-    register(&app, "carol", "phone").await;
+    let (app, kit, env, notifier, room) =
+        carol_pushed_by_a_process(&[("CHAT_NOTIFIER__ACK_WAIT_MS", "2000")]).await;
     // FCM takes each push at once but answers only after 60 s: the notifier dies before any
     // answer, so it cannot know that every one of these pushes went out.
     kit.admin("/delay", Some(json!({"ms": 60_000}))).await;
@@ -303,7 +323,7 @@ async fn a_notifier_killed_before_fcm_answered_resends_marked_and_loses_nothing(
     deliveries_of(&kit, chat, MESSAGES).await;
     notifier.signal("KILL");
     kit.admin("/delay", Some(json!({"ms": 0}))).await;
-    let restarted = ServiceProcess::start("notifier", &app.env, &env_refs);
+    let restarted = notifier_process(&app, &env);
 
     let pushes = deliveries_of(&kit, chat, 2 * MESSAGES).await;
     let mut by_message: BTreeMap<u64, Vec<Option<&str>>> = BTreeMap::new();
@@ -333,16 +353,11 @@ async fn a_notifier_killed_before_fcm_answered_resends_marked_and_loses_nothing(
 
 #[tokio::test]
 async fn a_push_whose_answer_times_out_is_retried_marked_resent() {
-    let app = TestApp::start().await;
-    let kit = PushKit::start().await;
-    let mut env: Vec<(String, String)> = kit.notifier_env();
-    env.push(("CHAT_NOTIFIER__REQUEST_TIMEOUT_MS".into(), "300".into()));
-    env.push(("CHAT_NOTIFIER__MAX_ATTEMPTS".into(), "3".into()));
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let notifier = ServiceProcess::start("notifier", &app.env, &env_refs);
-    app.wait_for_consumer("notifier").await;
-    let room = group(&app, "alice", "g", &["carol"]).await;
-    register(&app, "carol", "phone").await;
+    let (app, kit, _env, notifier, room) = carol_pushed_by_a_process(&[
+        ("CHAT_NOTIFIER__REQUEST_TIMEOUT_MS", "300"),
+        ("CHAT_NOTIFIER__MAX_ATTEMPTS", "3"),
+    ])
+    .await;
     // FCM takes every attempt but answers each after the notifier stopped waiting.
     kit.admin("/delay", Some(json!({"ms": 1_000}))).await;
     let id = send(&app, "alice", &room, "anyone there?").await;
