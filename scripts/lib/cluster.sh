@@ -173,6 +173,7 @@ EOF
 }
 
 start_nats_node() {
+  nats_installed || install_nats
   write_nats_conf "$1"
   spawn "$1" "$CLUSTER_LOG_DIR/$1.log" "$BIN_DIR/nats-server" -c "$CLUSTER_DIR/$1/nats.conf"
 }
@@ -248,6 +249,7 @@ redis_pong() { [[ "$(redis-cli -p "$(node_port "$1")" ping 2>/dev/null)" == PONG
 start_redis_node() {
   local name="$1" dir="$CLUSTER_DIR/$1" port
   port="$(node_port "$name")"
+  install_redis
   mkdir -p "$dir"
   spawn "$name" "$CLUSTER_LOG_DIR/$name.log" redis-server --bind 127.0.0.1 --port "$port" \
     --daemonize no --protected-mode yes --dir "$dir" --logfile "" \
