@@ -103,7 +103,10 @@ pub struct NatsSettings {
     pub stream: String,
     /// Prefix for every subject (empty in production).
     pub subject_prefix: String,
-    /// How long to wait for the server at start.
+    /// How long one connection attempt waits for a server's handshake, at start and on every
+    /// reconnect. The client picks the next server at random and may pick one that stalls (it
+    /// accepts the TCP connection and never answers), so after losing a frozen server this is
+    /// what a reconnect can lose on it: 5 s held writes that long in chaos runs.
     pub connect_timeout_ms: u64,
     /// After this long without a word from the server the client PINGs it, and it leaves the
     /// server for another after three unanswered PINGs. A server that stalls (frozen,

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::message::PublishMessage;
+use chat_platform::append::ATTEMPT_TIMEOUT;
 use chat_platform::connect;
 use chat_schemas::{decode, encode, ChatEvent, Envelope, RoomId, UserId};
 use chat_tests::{ServiceProcess, TestEnv};
 use edge::live::Presence;
-use edge::writer::EventWriter;
+use edge::writer::{AppendPatience, EventWriter};
 use futures::StreamExt;
 use receipts::ReadKeys;
 
@@ -108,7 +109,11 @@ async fn twenty_thousand_pairs_leaving_one_edge_at_once_reach_the_log_and_writes
         .await
         .expect("stream");
     // One attempt, no retries: a hang or a failure shows as it is.
-    let writer = EventWriter::new(jetstream.clone(), stream, env.log.clone(), Duration::ZERO);
+    let patience = AppendPatience {
+        retry_for: Duration::ZERO,
+        attempt_timeout: ATTEMPT_TIMEOUT,
+    };
+    let writer = EventWriter::new(jetstream.clone(), stream, env.log.clone(), patience);
     let presence = Presence::start(
         jetstream,
         env.log.clone(),

@@ -17,7 +17,7 @@ use crate::membership::{Membership, MembershipError};
 use crate::progress::ProjectionProgress;
 use crate::settings::{EdgeSettings, Settings};
 use crate::store::{Store, StoreError};
-use crate::writer::EventWriter;
+use crate::writer::{AppendPatience, EventWriter};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -143,7 +143,10 @@ impl AppState {
                 jetstream,
                 stream.clone(),
                 log.clone(),
-                settings.edge.append_retry(),
+                AppendPatience {
+                    retry_for: settings.edge.append_retry(),
+                    attempt_timeout: settings.edge.append_attempt_timeout(),
+                },
             ),
             membership,
             progress,

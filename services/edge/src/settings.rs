@@ -18,7 +18,8 @@ max_room_size = 10000
 max_content_chars = 4000
 max_body_bytes = 65536
 read_your_writes_timeout_ms = 5000
-append_retry_ms = 10000
+append_retry_ms = 15000
+append_attempt_timeout_ms = 1000
 membership_rooms = 100000
 projector = "projector"
 direct_room_namespace = "3b0f7a4e-9c1d-4e55-8d8e-2f6a1c9b7d10"
@@ -70,6 +71,11 @@ pub struct EdgeSettings {
     /// How long an append that failed for a reason that may pass (a NATS restart) is tried
     /// again, with the same deduplication id, before the write answers `UNAVAILABLE`.
     pub append_retry_ms: u64,
+    /// How long one attempt of an append waits for JetStream's ack before it is tried again.
+    /// A publish routed to a stream leader that stalls (frozen, cut off) gets no answer at all,
+    /// so this, not the retry time, sets how soon the edge reaches the newly elected leader.
+    /// Values below 100 count as 100.
+    pub append_attempt_timeout_ms: u64,
     /// Most rooms whose members the edge holds in memory (least recently used make way).
     pub membership_rooms: usize,
     /// Name of the projector whose progress writes wait for.
@@ -113,6 +119,11 @@ impl EdgeSettings {
     /// [`EdgeSettings::append_retry_ms`] as a duration.
     pub fn append_retry(&self) -> Duration {
         Duration::from_millis(self.append_retry_ms)
+    }
+
+    /// [`EdgeSettings::append_attempt_timeout_ms`] as a duration.
+    pub fn append_attempt_timeout(&self) -> Duration {
+        Duration::from_millis(self.append_attempt_timeout_ms.max(100))
     }
 
     /// [`EdgeSettings::read_your_writes_timeout_ms`] as a duration.

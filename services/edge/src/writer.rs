@@ -5,6 +5,8 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use async_nats::jetstream::Context;
+use std::time::Duration;
+
 use chat_platform::append::ATTEMPT_TIMEOUT;
 use chat_platform::backoff::Backoff;
 use chat_schemas::{encode, Envelope, EventLog, RoomId};
@@ -31,33 +33,47 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// The longest pause between two attempts of one append: an attempt costs JetStream next to
+/// nothing, and during a leader election the first attempt after it should come soon, since a
+/// client is waiting for its receipt.
+const MAX_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// How long an append is tried, and how long each attempt waits for its ack.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendPatience {
+    /// Retries stop once this has passed since the first attempt.
+    pub retry_for: Duration,
+    /// One attempt without an ack after this counts as failed and is tried again.
+    pub attempt_timeout: Duration,
+}
+
 /// Appends events to the log and reads the position of a room's latest event.
 pub struct EventWriter {
     jetstream: Context,
     stream: Stream,
     log: EventLog,
-    retry_for: std::time::Duration,
+    patience: AppendPatience,
 }
 
 impl EventWriter {
     /// A writer for the log's stream, which must exist; an append that fails for a reason that
-    /// may pass (a NATS restart, a leader election) is tried again for up to `retry_for`.
+    /// may pass (a NATS restart, a leader election) is tried again as `patience` says.
     pub fn new(
         jetstream: Context,
         stream: Stream,
         log: EventLog,
-        retry_for: std::time::Duration,
+        patience: AppendPatience,
     ) -> Self {
         Self {
             jetstream,
             stream,
             log,
-            retry_for,
+            patience,
         }
     }
 
     /// Stores `envelope` on its room's subject and waits for JetStream's durable ack; each
-    /// attempt gives up after [`ATTEMPT_TIMEOUT`].
+    /// attempt gives up after [`AppendPatience::attempt_timeout`].
     ///
     /// `dedup_id` makes a retried append a no-op. With `expected_last`, the append only
     /// happens if the room's latest stored event is still at that sequence (0: the room has no
@@ -73,8 +89,8 @@ impl EventWriter {
         dedup_id: &str,
         expected_last: Option<u64>,
     ) -> Result<Appended, AppendError> {
-        let deadline = Instant::now() + self.retry_for;
-        let mut backoff = Backoff::default();
+        let deadline = Instant::now() + self.patience.retry_for;
+        let mut backoff = Backoff::new(Backoff::DEFAULT_INITIAL, MAX_RETRY_PAUSE);
         loop {
             match self.append_once(envelope, dedup_id, expected_last).await {
                 Err(AppendError::Unavailable(reason)) => {
@@ -106,9 +122,9 @@ impl EventWriter {
         }
         let subject = self.log.room_subject(&envelope.room_id);
         let attempt = async { self.jetstream.send_publish(subject, publish).await?.await };
-        let ack = timeout(ATTEMPT_TIMEOUT, attempt)
+        let ack = timeout(self.patience.attempt_timeout, attempt)
             .await
-            .map_err(|_| timed_out())?
+            .map_err(|_| timed_out(self.patience.attempt_timeout))?
             .map_err(classify)?;
         Ok(Appended {
             sequence: ack.sequence,
@@ -124,7 +140,7 @@ impl EventWriter {
         let last = self.stream.get_last_raw_message_by_subject(&subject);
         match timeout(ATTEMPT_TIMEOUT, last)
             .await
-            .map_err(|_| timed_out())?
+            .map_err(|_| timed_out(ATTEMPT_TIMEOUT))?
         {
             Ok(message) => Ok(message.sequence),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0),
@@ -133,11 +149,11 @@ impl EventWriter {
     }
 }
 
-/// A single attempt gave up after [`ATTEMPT_TIMEOUT`]: JetStream did not answer, or every ack
-/// permit of the context was taken (async-nats waits for one without a timeout), which must
-/// end in a 503, never in a request that hangs.
-fn timed_out() -> AppendError {
-    AppendError::Unavailable(format!("no answer within {ATTEMPT_TIMEOUT:?}"))
+/// A single attempt gave up after `waited`: JetStream did not answer, or every ack permit of the
+/// context was taken (async-nats waits for one without a timeout), which must end in a 503,
+/// never in a request that hangs.
+fn timed_out(waited: Duration) -> AppendError {
+    AppendError::Unavailable(format!("no answer within {waited:?}"))
 }
 
 fn classify(error: async_nats::jetstream::context::PublishError) -> AppendError {
