@@ -86,6 +86,11 @@ struct Held {
 impl Lease {
     /// Tries once to take the lease `key` for `ttl` (the bucket's `max_age`); `None` while
     /// another process holds it. `holder` is stored as the value, for operators.
+    ///
+    /// The try gives up after a third of `ttl`, not JetStream's 5 s: while the bucket's stream
+    /// elects a leader (its old one frozen or cut off) a request gets no answer at all, and the
+    /// next try should go out soon after the election, since nobody applies the log meanwhile.
+    /// A try that gave up may still have taken the lease; it then expires unused after `ttl`.
     pub async fn try_acquire(
         kv: &kv::Store,
         key: &str,
@@ -93,7 +98,11 @@ impl Lease {
         ttl: Duration,
     ) -> Result<Option<Lease>, LeaseError> {
         let sent = Instant::now();
-        let revision = match kv.create(key, holder.to_owned().into()).await {
+        let patience = ttl / 3;
+        let created = tokio::time::timeout(patience, kv.create(key, holder.to_owned().into()))
+            .await
+            .map_err(|_| lease_error(kv, &format!("no answer within {patience:?}")))?;
+        let revision = match created {
             Ok(revision) => revision,
             Err(e) if e.kind() == CreateErrorKind::AlreadyExists => return Ok(None),
             Err(e) => return Err(lease_error(kv, &e)),

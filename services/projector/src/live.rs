@@ -145,9 +145,14 @@ async fn acquire(
             Ok(None) => {}
             Err(error) => {
                 tracing::warn!(%error, "cannot reach the lease; retrying");
-                match lease::bucket(at.0, at.1, config.lease()).await {
-                    Ok(bucket) => *leases = bucket,
-                    Err(error) => tracing::warn!(%error, "cannot create the lease bucket again"),
+                // Bounded like the try itself: during a leader election this gets no answer.
+                let again = lease::bucket(at.0, at.1, config.lease());
+                match tokio::time::timeout(config.lease(), again).await {
+                    Ok(Ok(bucket)) => *leases = bucket,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "cannot create the lease bucket again");
+                    }
+                    Err(_) => tracing::warn!("no answer creating the lease bucket again"),
                 }
             }
         }
