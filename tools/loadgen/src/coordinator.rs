@@ -25,6 +25,9 @@ const LEAD: Duration = Duration::from_secs(1);
 /// How long to wait for a memory reading after the connections closed.
 const SETTLE: Duration = Duration::from_secs(2);
 
+/// The name of the phase that loads the edge (and with it the whole pipeline).
+const EDGE_PHASE: &str = "edge";
+
 /// Runs the coordinator.
 pub fn main(options: Options) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
@@ -63,7 +66,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
             heart_beat_ms: o.heart_beat_ms,
         };
         let server = o.edge_pid.map(|pid| ("edge", pid));
-        phases.push(run_phase(&o, &clock, "edge", server, target, ids).await?);
+        phases.push(run_phase(&o, &clock, EDGE_PHASE, server, target, ids).await?);
     }
     if o.mode != Mode::Edge {
         check_loopback_url(&o.nats_url)?;
@@ -261,6 +264,7 @@ async fn run_phase(
         drain_ms: (o.drain * 1000.0) as u64,
         rate: o.rate,
         total_rooms: rooms.len(),
+        senders: o.senders(),
         payload_bytes: o.payload,
         client_message_id: o.client_message_id,
     };
@@ -271,9 +275,12 @@ async fn run_phase(
     if let Some((server, pid)) = server {
         watched.push((server.to_owned(), vec![pid]));
     }
-    for (watch, pid) in &o.watch {
-        if Some(*pid) != server_pid {
-            watched.push((watch.clone(), vec![*pid]));
+    // The rest of the stack works only for the edge; the raw baseline is the NATS server alone.
+    if name == EDGE_PHASE {
+        for (watch, pid) in &o.watch {
+            if Some(*pid) != server_pid {
+                watched.push((watch.clone(), vec![*pid]));
+            }
         }
     }
     watched.push(("loadgen".to_owned(), worker_pids));
@@ -400,6 +407,26 @@ impl PhaseResult {
         Some((connected as f64 - before as f64) / held)
     }
 
+    /// Share of one core the whole stack (every watched process but the load generator) used
+    /// in the window.
+    fn stack_cpu(&self) -> Option<f64> {
+        let stack: Vec<f64> = self
+            .cpu
+            .iter()
+            .filter(|(name, _)| name != "loadgen")
+            .map(|(_, seconds)| *seconds)
+            .collect();
+        (!stack.is_empty()).then(|| stack.iter().sum::<f64>() / self.window_seconds())
+    }
+
+    /// CPU milliseconds the whole stack spent per 1,000 deliveries.
+    fn stack_cpu_ms_per_thousand(&self) -> Option<f64> {
+        let per_second = self.delivered_per_second();
+        self.stack_cpu()
+            .filter(|_| per_second > 0.0)
+            .map(|share| share * 1e6 / per_second)
+    }
+
     /// Share of one core the first watched process (the server) used in the window.
     fn server_cpu(&self) -> Option<f64> {
         self.cpu
@@ -497,6 +524,14 @@ impl PhaseResult {
             "   CPU in the window, % of one core: {} (2 cores = 200%)",
             cpu.join(", ")
         );
+        if let (Some(stack), Some(per_thousand)) =
+            (self.stack_cpu(), self.stack_cpu_ms_per_thousand())
+        {
+            println!(
+                "   whole stack (all but loadgen): {:.0}% of one core, {per_thousand:.0} ms of CPU per 1,000 deliveries",
+                stack * 100.0
+            );
+        }
         for (reason, count) in &r.errors {
             println!("   problem x{count}: {reason}");
         }
@@ -567,5 +602,25 @@ fn compare(edge: &PhaseResult, raw: &PhaseResult) {
             format_ratio(a, b),
         );
     }
-    println!("   (server: the edge process vs the nats-server process)");
+    if let (Some(a), Some(b)) = (edge.stack_cpu(), raw.stack_cpu()) {
+        row(
+            "stack CPU, % of a core",
+            format!("{:.0}%", a * 100.0),
+            format!("{:.0}%", b * 100.0),
+            format_ratio(a, b),
+        );
+    }
+    if let (Some(a), Some(b)) = (
+        edge.stack_cpu_ms_per_thousand(),
+        raw.stack_cpu_ms_per_thousand(),
+    ) {
+        row(
+            "CPU ms / 1,000 deliveries",
+            format!("{a:.0}"),
+            format!("{b:.0}"),
+            format_ratio(a, b),
+        );
+    }
+    println!("   (server: the edge process vs the nats-server process; stack: every watched");
+    println!("   process of the pipeline vs the nats-server process alone)");
 }

@@ -14,6 +14,7 @@ usage: loadgen run --url http://127.0.0.1:PORT [options]
   --mode both|edge|raw    what to measure                      [both]
   --connections N         simulated users, one connection each [19000]
   --room-size N           members per GROUP room               [10]
+  --senders N             members of each room that send       [all]
   --rate R                messages sent per second, in total   [200]
   --duration S            measured seconds                     [30]
   --warmup S              seconds of sending before measuring  [5]
@@ -54,6 +55,8 @@ pub struct Options {
     pub connections: usize,
     /// Members per room.
     pub room_size: usize,
+    /// Members of each room that send; `None`: all of them.
+    pub senders: Option<usize>,
     /// Messages per second in total.
     pub rate: f64,
     /// Measured seconds.
@@ -94,6 +97,7 @@ impl Default for Options {
             mode: Mode::Both,
             connections: 19_000,
             room_size: 10,
+            senders: None,
             rate: 200.0,
             duration: 30.0,
             warmup: 5.0,
@@ -139,6 +143,7 @@ impl Options {
                 }
                 "--connections" => o.connections = parsed(flag, value)?,
                 "--room-size" => o.room_size = parsed(flag, value)?,
+                "--senders" => o.senders = Some(parsed(flag, value)?),
                 "--rate" => o.rate = parsed(flag, value)?,
                 "--duration" => o.duration = parsed(flag, value)?,
                 "--warmup" => o.warmup = parsed(flag, value)?,
@@ -180,16 +185,24 @@ impl Options {
         if !(self.rate > 0.0 && self.duration > 0.0 && self.warmup >= 0.0 && self.drain >= 0.0) {
             bail!("--rate and --duration must be positive, --warmup and --drain not negative");
         }
-        let schedule = Schedule::new(self.rate, self.rooms(), self.room_size, self.duration);
-        let per_connection = schedule.per_connection_rate();
-        if per_connection > self.send_limit {
+        if !(1..=self.room_size).contains(&self.senders()) {
+            bail!("--senders must be 1 to --room-size");
+        }
+        let schedule = Schedule::new(self.rate, self.rooms(), self.senders(), self.duration);
+        let per_sender = schedule.per_sender_rate();
+        if per_sender > self.send_limit {
             bail!(
-                "each connection would send {per_connection:.1} messages/s, over the edge's limit \
+                "each sender would send {per_sender:.1} messages/s, over the edge's limit \
                  of {} (raise it with CHAT_EDGE__SEND_RATE_PER_SECOND and --send-limit)",
                 self.send_limit
             );
         }
         Ok(())
+    }
+
+    /// Members of each room that send.
+    pub fn senders(&self) -> usize {
+        self.senders.unwrap_or(self.room_size)
     }
 
     /// Rooms of the run; connections beyond whole rooms are left out.

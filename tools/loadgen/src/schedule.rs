@@ -1,9 +1,10 @@
-//! Who sends which message when: a fixed total rate, spread evenly over rooms and members.
+//! Who sends which message when: a fixed total rate, spread evenly over rooms and senders.
 //!
 //! Message `i` is due `i / rate` seconds after the start. It goes to room `i % rooms`, from the
-//! member `(i / rooms) % room_size` of that room, so consecutive messages visit every room once
-//! before any room gets its next one, and each room's members take turns. Every connection then
-//! sends `rate / (rooms * room_size)` messages per second, evenly spaced, never in bursts.
+//! member `(i / rooms) % senders` of that room (the first `senders` members send, the others
+//! only read), so consecutive messages visit every room once before any room gets its next one,
+//! and each room's senders take turns. Every sender then sends `rate / (rooms * senders)`
+//! messages per second, evenly spaced, never in bursts.
 
 use std::ops::Range;
 use std::time::Duration;
@@ -13,14 +14,15 @@ use std::time::Duration;
 pub struct Schedule {
     rate: f64,
     rooms: usize,
-    room_size: usize,
+    senders: usize,
     total: u64,
 }
 
 impl Schedule {
-    /// `rate` messages per second in total for `seconds`, over `rooms` rooms of `room_size`.
-    pub fn new(rate: f64, rooms: usize, room_size: usize, seconds: f64) -> Self {
-        let total = if rate > 0.0 && seconds > 0.0 && rooms > 0 && room_size > 0 {
+    /// `rate` messages per second in total for `seconds`, over `rooms` rooms, sent by the
+    /// first `senders` members of each.
+    pub fn new(rate: f64, rooms: usize, senders: usize, seconds: f64) -> Self {
+        let total = if rate > 0.0 && seconds > 0.0 && rooms > 0 && senders > 0 {
             // Whole messages that fit in the time.
             (rate * seconds).floor() as u64
         } else {
@@ -29,7 +31,7 @@ impl Schedule {
         Self {
             rate,
             rooms,
-            room_size,
+            senders,
             total,
         }
     }
@@ -47,13 +49,13 @@ impl Schedule {
 
     /// The member (index within its room) that sends message `i`.
     pub fn member(&self, i: u64) -> usize {
-        usize::try_from((i / self.rooms as u64) % self.room_size as u64).unwrap_or(0)
+        usize::try_from((i / self.rooms as u64) % self.senders as u64).unwrap_or(0)
     }
 
-    /// SEND frames per second that each connection sustains.
-    pub fn per_connection_rate(&self) -> f64 {
-        let connections = (self.rooms * self.room_size) as f64;
-        self.rate / connections
+    /// SEND frames per second that each sending connection sustains.
+    pub fn per_sender_rate(&self) -> f64 {
+        let senders = (self.rooms * self.senders) as f64;
+        self.rate / senders
     }
 
     /// The messages, in order, whose room lies in `rooms`.
@@ -71,6 +73,8 @@ impl Schedule {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
@@ -86,7 +90,16 @@ mod tests {
             targets,
             [(0, 0), (1, 0), (2, 0), (0, 1), (1, 1), (2, 1), (0, 0)]
         );
-        assert!((schedule.per_connection_rate() - 4.0 / 6.0).abs() < 1e-9);
+        assert!((schedule.per_sender_rate() - 4.0 / 6.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn only_the_first_senders_of_each_room_send() {
+        let schedule = Schedule::new(10.0, 2, 2, 1.0);
+        let members: HashSet<usize> = (0..10).map(|i| schedule.member(i)).collect();
+        assert_eq!(members, HashSet::from([0, 1]));
+        assert_eq!(schedule.member(2), 1);
+        assert!((schedule.per_sender_rate() - 2.5).abs() < 1e-9);
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub struct Go {
     pub rate: f64,
     /// Rooms of all workers together.
     pub total_rooms: usize,
+    /// Members of each room that send (the first ones); the others only read.
+    pub senders: usize,
     /// Characters of content per message (at least the timestamp).
     pub payload_bytes: usize,
     /// Whether messages carry a `clientMessageId` (the edge then looks for an earlier copy).

@@ -242,7 +242,7 @@ async fn drive(
     let schedule = Schedule::new(
         go.rate,
         go.total_rooms,
-        plan.room_size,
+        go.senders,
         go.sending().as_secs_f64(),
     );
     let start = shared.clock.instant(go.start_ns);
