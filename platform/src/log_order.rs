@@ -8,8 +8,17 @@
 //! batch continues where the previous one ended, and at a real jump starts its consumer again
 //! from what it applied.
 
+use std::time::Duration;
+
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::stream::{DirectGetErrorKind, Stream};
+use tokio::time::timeout;
+
+/// How long [`continuity`] waits for the stream to say what lies in a jump. Until the other
+/// servers notice that one stalled (about 6 s), some direct gets still go to it and are never
+/// answered (the client's own limit is 10 s); without an answer the jump counts as a gap, and
+/// the consumer starts again from what it applied, which costs a re-read, not a stall.
+const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where a new consumer starts for a projection that has applied the log up to `applied`.
 pub fn resume_after(applied: u64) -> DeliverPolicy {
@@ -64,20 +73,21 @@ pub async fn continuity(
             Ok(next) => return Ok(next),
             Err(gap) => gap,
         };
-        let first = match stream
-            .direct_get_next_for_subject(subjects, Some(gap.expected))
-            .await
-        {
-            Ok(message) => Some(message.sequence),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => stream
-                .raw_message_builder()
-                .sequence(gap.expected)
-                .next_by_subject(subjects.to_owned())
-                .send()
-                .await
-                .ok()
-                .map(|message| message.sequence),
-            Err(_) => None,
+        let any_replica = stream.direct_get_next_for_subject(subjects, Some(gap.expected));
+        let first = match timeout(READ_TIMEOUT, any_replica).await {
+            Ok(Ok(message)) => Some(message.sequence),
+            Ok(Err(e)) if e.kind() == DirectGetErrorKind::NotFound => {
+                let leader = stream
+                    .raw_message_builder()
+                    .sequence(gap.expected)
+                    .next_by_subject(subjects.to_owned())
+                    .send();
+                match timeout(READ_TIMEOUT, leader).await {
+                    Ok(Ok(message)) => Some(message.sequence),
+                    Ok(Err(_)) | Err(_) => None,
+                }
+            }
+            Ok(Err(_)) | Err(_) => None,
         };
         match first {
             Some(sequence) if sequence >= gap.got => next = gap.got,

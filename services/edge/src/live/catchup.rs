@@ -1,11 +1,15 @@
 //! Reading a room's stored events back from the log: resuming a subscription with `since`, and
 //! filling a gap when a live event shows one was missed.
 
-use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind, Stream};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
+use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind, Stream};
+use chat_platform::backoff::Backoff;
 use chat_schemas::{decode, ChatEvent, EventLog, RoomId};
 use receipts::UnreadCounts;
+use tokio::time::{sleep, timeout, Instant};
 
 use crate::events::{from_history, room_event, RoomEvent};
 use crate::store::Store;
@@ -14,6 +18,43 @@ use crate::store::Store;
 #[derive(Debug, thiserror::Error)]
 #[error("cannot read the event log: {0}")]
 pub struct CatchUpError(String);
+
+/// How long one read waits for its answer before it is asked again. Any replica answers a direct
+/// get, and until the other servers notice that one stalled (frozen, cut off: about 6 s) they
+/// still route some reads to it, which never answer; the client's own limit is 10 s.
+const READ_ATTEMPT: Duration = Duration::from_secs(2);
+
+/// How long a read is asked again before the subscription gives up with `UNAVAILABLE`: longer
+/// than a JetStream leader election.
+const READ_RETRY_FOR: Duration = Duration::from_secs(15);
+
+/// The longest pause between two attempts of a read.
+const MAX_READ_PAUSE: Duration = Duration::from_millis(500);
+
+/// Tries `read` until it answers, each attempt for at most [`READ_ATTEMPT`], for up to
+/// [`READ_RETRY_FOR`]; returns the last failure after that. Only for reads, which may be
+/// repeated at will.
+async fn patiently<T, F, Fut>(mut read: F) -> Result<T, CatchUpError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, CatchUpError>>,
+{
+    let deadline = Instant::now() + READ_RETRY_FOR;
+    let mut backoff = Backoff::new(Backoff::DEFAULT_INITIAL, MAX_READ_PAUSE);
+    loop {
+        let error = match timeout(READ_ATTEMPT, read()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => error,
+            Err(_) => CatchUpError(format!("no answer within {READ_ATTEMPT:?}")),
+        };
+        let delay = backoff.next_delay();
+        if Instant::now() + delay >= deadline {
+            return Err(error);
+        }
+        tracing::warn!(%error, attempt = backoff.attempts(), "log read failed; retrying");
+        sleep(delay).await;
+    }
+}
 
 /// Reads stored room events from the stream, and from the projection for events the stream no
 /// longer holds (past its retention), with CHATs' current `unreadCount` from Redis.
@@ -46,8 +87,13 @@ impl CatchUp {
     }
 
     /// Whether `seq` is a stored event of `room`, in the log or, past its retention, in the
-    /// projection.
+    /// projection; asked again while the log does not answer (see [`patiently`]).
     pub async fn is_room_event(&self, room: RoomId, seq: u64) -> Result<bool, CatchUpError> {
+        patiently(|| self.is_room_event_once(room, seq)).await
+    }
+
+    /// One attempt of [`CatchUp::is_room_event`].
+    async fn is_room_event_once(&self, room: RoomId, seq: u64) -> Result<bool, CatchUpError> {
         let found = match self.stream.direct_get(seq).await {
             Ok(message) => Ok(message),
             // Any replica answers a direct get; only the leader's "not found" is sure.
@@ -109,8 +155,18 @@ impl CatchUp {
     }
 
     /// The next stored event of `room` after sequence `after` that clients see, if any, up to
-    /// and including `until`.
+    /// and including `until`; asked again while the log does not answer (see [`patiently`]).
     pub async fn next(
+        &self,
+        room: RoomId,
+        after: u64,
+        until: u64,
+    ) -> Result<Option<RoomEvent>, CatchUpError> {
+        patiently(|| self.next_once(room, after, until)).await
+    }
+
+    /// One attempt of [`CatchUp::next`].
+    async fn next_once(
         &self,
         room: RoomId,
         after: u64,
