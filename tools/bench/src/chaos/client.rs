@@ -18,7 +18,7 @@ use tokio::time::{interval, sleep, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::edge_load::{self, token, Endpoint};
+use crate::load::edge_load::{self, token, Endpoint};
 
 /// Longest wait for the WebSocket and CONNECTED.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -1,16 +1,16 @@
-//! `receipts-bench`: what the receipts worker's read state costs in Redis, each figure beside a
-//! raw Redis baseline measured in the same run, against the running Redis.
+//! `bench receipts`: what the receipts worker's read state costs in Redis, each figure beside
+//! a raw Redis baseline measured in the same run, against the running Redis.
 //!
 //! ```text
-//! receipts-bench [--events-small N] [--events-large N] [--events-huge N] [--batch B]
-//!                [--backlog M] [--repeats R] [--rooms R] [--unread-rooms R]
+//! bench receipts [--events-small N] [--events-large N] [--events-huge N] [--batch B]
+//!                 [--backlog M] [--repeats R] [--rooms R] [--unread-rooms R]
 //! ```
 //!
 //! Run it from the workspace root with Redis up (`scripts/servers up redis`):
 //!
 //! ```text
-//! cargo build --release -p receipts --bin receipts-bench
-//! target/release/receipts-bench
+//! cargo build --release -p bench
+//! target/release/bench receipts
 //! ```
 //!
 //! Every event goes through `ReadState::apply(batch, Some(&fence), 0)` as the worker applies
@@ -70,7 +70,7 @@ use receipts::{LoggedEvent, Outcome, ReadKeys, ReadState, Settings};
 use uuid::Uuid;
 
 /// Printed for `--help` and after a bad argument.
-const USAGE: &str = "usage: receipts-bench [--events-small N] [--events-large N] \
+pub const USAGE: &str = "usage: bench receipts [--events-small N] [--events-large N] \
                      [--events-huge N] [--batch B]\n                      [--backlog M] \
                      [--repeats R] [--rooms R] [--unread-rooms R]";
 
@@ -190,10 +190,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
+/// Runs the subcommand with the arguments after its name.
+pub fn main(args: &[String]) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(measure(args))
+}
+
 /// Runs every scenario, then deletes the run's keys whatever happened.
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+async fn measure(args: &[String]) -> anyhow::Result<()> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return Ok(());
@@ -210,7 +213,7 @@ async fn main() -> anyhow::Result<()> {
     // SCAN, INFO and MEMORY answer for one node, and the raw pipelines mix slots.
     ensure!(
         !redis.is_cluster(),
-        "receipts-bench measures a single Redis: unset [redis] nodes (CHAT_REDIS__NODES)"
+        "bench receipts measures a single Redis: unset [redis] nodes (CHAT_REDIS__NODES)"
     );
     let id = &Uuid::new_v4().simple().to_string()[..8];
     let mut bench = Bench {

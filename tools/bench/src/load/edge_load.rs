@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use crate::worker::{Outcome, Shared};
+use super::worker::{Outcome, Shared};
 
 /// How long the minted tokens stay valid.
 const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);

@@ -1,8 +1,8 @@
-//! `projector-bench`: how fast the projector applies the log compared with raw Cassandra inserts,
+//! `bench projector`: how fast the projector applies the log compared with raw Cassandra inserts,
 //! and how fast a history page reads, against the running servers.
 //!
 //! ```text
-//! projector-bench [--events N] [--rooms R] [--pages P]
+//! bench projector [--events N] [--rooms R] [--pages P]
 //! ```
 //!
 //! Uses a throwaway stream, subject prefix and keyspace, removed again at the end. The
@@ -22,7 +22,7 @@ use projector::Settings;
 use scylla::client::session::Session;
 use uuid::Uuid;
 
-const USAGE: &str = "usage: projector-bench [--events N] [--rooms R] [--pages P]";
+pub const USAGE: &str = "usage: bench projector [--events N] [--rooms R] [--pages P]";
 
 /// Publishes in flight at once while filling the log.
 const PUBLISH_IN_FLIGHT: usize = 256;
@@ -76,9 +76,13 @@ struct Results {
     page_rows: usize,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// Runs the subcommand with the arguments after its name.
+pub fn main(args: &[String]) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(measure(args))
+}
+
+/// Measures, then prints the results.
+async fn measure(args: &[String]) -> anyhow::Result<()> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return Ok(());

@@ -1,14 +1,14 @@
-//! Command-line options of `loadgen run`.
+//! Command-line options of `bench load`.
 
 use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Context};
 
-use crate::schedule::Schedule;
+use super::schedule::Schedule;
 
 /// Usage text (the values in brackets are the defaults).
 pub const USAGE: &str = "\
-usage: loadgen run --url http://127.0.0.1:PORT [options]
+usage: bench load --url http://127.0.0.1:PORT [options]
   --url URL               the edge's HTTP base URL (needed unless --mode raw)
   --nats-url URL          NATS for the raw baseline            [nats://127.0.0.1:4222]
   --mode both|edge|raw    what to measure                      [both]

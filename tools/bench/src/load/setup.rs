@@ -6,8 +6,8 @@ use anyhow::{anyhow, bail, Context};
 use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 
-use crate::edge_load::token;
-use crate::wire::user_name;
+use super::edge_load::token;
+use super::wire::user_name;
 
 /// Room creations in flight at once.
 const CONCURRENCY: usize = 32;

@@ -9,7 +9,7 @@ use anyhow::Context;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::worker::{Outcome, Shared};
+use super::worker::{Outcome, Shared};
 
 /// User `user`'s NATS client, subscribed to its room's subject.
 pub async fn open(

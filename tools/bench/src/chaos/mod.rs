@@ -1,4 +1,4 @@
-//! `loadgen chaos`: steady STOMP load over every edge of the local cluster (`scripts/cluster`)
+//! `bench chaos`: steady STOMP load over every edge of the local cluster (`scripts/cluster`)
 //! while one node after another is killed or frozen and brought back, checking after each fault
 //! that nothing acknowledged was lost or stored twice, that every client's live stream has every
 //! message once and in order, that unread counts converge and that every CHAT is pushed once to
@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::time::{sleep, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::edge_load::token;
+use crate::load::edge_load::token;
 use check::{Findings, History};
 use client::{Gaps, Record, Run, User};
 use faults::Fault;
@@ -52,7 +52,7 @@ const UNREAD_PATIENCE: Duration = Duration::from_secs(30);
 /// Time for the last live deliveries after the last RECEIPT.
 const DRAIN_LIVE: Duration = Duration::from_secs(3);
 
-/// Runs `loadgen chaos`.
+/// Runs `bench chaos`.
 pub fn main(options: Options) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -1,4 +1,4 @@
-//! Command-line options of `loadgen chaos`.
+//! Command-line options of `bench chaos`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use super::faults::Fault;
 
 /// Usage text (the values in brackets are the defaults).
 pub const USAGE: &str = "\
-usage: loadgen chaos [options]     (scripts/chaos starts the cluster and runs this)
+usage: bench chaos [options]       (scripts/chaos starts the cluster and runs this)
   --endpoints FILE     the cluster's endpoints          [.local/cluster/endpoints.env]
   --cluster FILE       the script that kills and starts nodes  [scripts/cluster]
   --doc FILE           where the results table goes, between the chaos markers

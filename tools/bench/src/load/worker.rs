@@ -1,5 +1,5 @@
-//! `loadgen worker`: one process of simulated users, driven by the coordinator over stdin and
-//! stdout (see [`crate::wire`]). Single-threaded: the coordinator starts as many workers as the
+//! `bench worker`: one process of simulated users, driven by the coordinator over stdin and
+//! stdout (see [`super::wire`]). Single-threaded: the coordinator starts as many workers as the
 //! connection count and the per-process file limit ask for.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -15,11 +15,11 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
-use crate::edge_load::{self, Endpoint};
-use crate::raw_load;
-use crate::schedule::Schedule;
-use crate::stats::Latencies;
-use crate::wire::{self, user_name, Clock, ErrorTally, Go, Plan, Ready, Report, Target};
+use super::edge_load::{self, Endpoint};
+use super::raw_load;
+use super::schedule::Schedule;
+use crate::harness::stats::Latencies;
+use super::wire::{self, user_name, Clock, ErrorTally, Go, Plan, Ready, Report, Target};
 
 /// How a connection ended.
 #[derive(Debug)]

@@ -1,4 +1,4 @@
-//! `loadgen run`: creates the rooms, starts worker processes that hold the connections, starts
+//! `bench load`: creates the rooms, starts worker processes that hold the connections, starts
 //! the load at one agreed instant, samples memory and CPU time of the server processes, and
 //! prints the edge's numbers next to the raw NATS baseline's.
 
@@ -13,11 +13,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
-use crate::options::{Mode, Options};
-use crate::procfs;
-use crate::setup;
-use crate::stats::{format_ratio, format_us, Latencies};
-use crate::wire::{Clock, ErrorTally, Go, Plan, Ready, Report, Target};
+use super::options::{Mode, Options};
+use crate::harness::procfs;
+use super::setup;
+use crate::harness::stats::{format_ratio, format_us, Latencies};
+use super::wire::{Clock, ErrorTally, Go, Plan, Ready, Report, Target};
 
 /// How long after the last worker is ready the first message is due.
 const LEAD: Duration = Duration::from_secs(1);

@@ -1,15 +1,15 @@
-//! `push-bench`: how fast the notifier turns a burst of messages in a room of 1,000 members into
+//! `bench push`: how fast the notifier turns a burst of messages in a room of 1,000 members into
 //! FCM pushes, beside the raw capacity of the local FCM emulator measured in the same run.
 //!
 //! ```text
-//! push-bench [--messages N] [--members M]
+//! bench push [--messages N] [--members M]
 //! ```
 //!
 //! Run it from the workspace root with the servers up (`scripts/servers up`):
 //!
 //! ```text
-//! cargo build --release -p chat-tests --bin push-bench
-//! target/release/push-bench
+//! cargo build --release -p bench
+//! target/release/bench push
 //! ```
 //!
 //! Everything but the servers runs in this process, as in the integration tests: a projector, a
@@ -56,7 +56,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-const USAGE: &str = "usage: push-bench [--messages N] [--members M]";
+pub const USAGE: &str = "usage: bench push [--messages N] [--members M]";
 
 /// Token registrations in flight at once during the setup.
 const REGISTER_AT_ONCE: usize = 32;
@@ -105,9 +105,13 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// Runs the subcommand with the arguments after its name.
+pub fn main(args: &[String]) -> Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(measure(args))
+}
+
+/// Measures, then prints the results.
+async fn measure(args: &[String]) -> Result<()> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("{USAGE}");
         return Ok(());
@@ -639,7 +643,7 @@ fn server_pid(name: &str, comm: &str) -> Option<String> {
         std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
     };
     let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../.local/run")
+        .join("../../.local/run")
         .join(format!("{name}.pid"));
     if let Ok(pid) = std::fs::read_to_string(file) {
         let pid = pid.trim();
