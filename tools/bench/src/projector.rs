@@ -22,6 +22,10 @@ use projector::Settings;
 use scylla::client::session::Session;
 use uuid::Uuid;
 
+use crate::harness::stats::{ms, per_second, percentile};
+use crate::harness::{cli, env};
+
+/// Printed for `--help` and after a bad argument.
 pub const USAGE: &str = "usage: bench projector [--events N] [--rooms R] [--pages P]";
 
 /// Publishes in flight at once while filling the log.
@@ -38,23 +42,19 @@ struct Options {
     pages: usize,
 }
 
+/// Reads the flags; every value is a positive number.
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         events: 20_000,
         rooms: 100,
         pages: 2_000,
     };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?
-            .parse::<usize>()
-            .map_err(|_| format!("{flag}: not a positive number"))?;
+    for pair in cli::numeric_flags(args) {
+        let (flag, value) = pair?;
         if value == 0 {
             return Err(format!("{flag}: must be positive"));
         }
-        match flag.as_str() {
+        match flag {
             "--events" => options.events = value,
             "--rooms" => options.rooms = value,
             "--pages" => options.pages = value,
@@ -76,26 +76,18 @@ struct Results {
     page_rows: usize,
 }
 
-/// Runs the subcommand with the arguments after its name.
+/// Runs `bench projector` with the arguments after the subcommand.
 pub fn main(args: &[String]) -> anyhow::Result<()> {
-    tokio::runtime::Runtime::new()?.block_on(measure(args))
+    match cli::options(args, USAGE, parse) {
+        Some(options) => env::runtime(measure(options))?,
+        None => Ok(()),
+    }
 }
 
-/// Measures, then prints the results.
-async fn measure(args: &[String]) -> anyhow::Result<()> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    let options = match parse(&args) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+/// Measures on a throwaway stream and keyspace, removes them, then prints the results.
+async fn measure(options: Options) -> anyhow::Result<()> {
     let mut settings = Settings::load().context("loading settings")?;
-    let id = &Uuid::new_v4().simple().to_string()[..10];
+    let id = &env::run_id(10);
     settings.nats.stream = format!("BENCH_{}", id.to_uppercase());
     settings.nats.subject_prefix = format!("bench{id}.");
     settings.cassandra.keyspace = format!("bench_{id}");
@@ -125,6 +117,7 @@ async fn measure(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fills the log, then measures (a) raw inserts, (b) the projector and (c) history pages.
 async fn bench(
     settings: &Settings,
     options: &Options,
@@ -258,30 +251,19 @@ async fn bench(
         startup,
         apply_per_s,
         steady_per_s,
-        page_p50: percentile(&latencies, 50),
-        page_p99: percentile(&latencies, 99),
+        page_p50: percentile(&latencies, 0.50).unwrap_or_default(),
+        page_p99: percentile(&latencies, 0.99).unwrap_or_default(),
         page_rows,
     })
 }
 
+/// The content of CHAT `i`, alike in size for the raw inserts and the events.
 fn text(i: usize) -> String {
     format!("benchmark message {i}: the quick brown fox jumps over the lazy dog")
 }
 
-fn per_second(count: usize, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64().max(1e-9)
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (sorted.len() * p).div_ceil(100).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
+/// Prints the results as the table `docs/benchmarks.md` quotes.
 fn print_table(settings: &Settings, options: &Options, r: &Results) {
-    let ms = |d: Duration| d.as_secs_f64() * 1_000.0;
     println!(
         "projector-bench: {} events over {} rooms, batch_size {}, max_in_flight {}",
         options.events,
@@ -345,14 +327,5 @@ mod tests {
         assert!(parse(&args("--events 0")).is_err());
         assert!(parse(&args("--events")).is_err());
         assert!(parse(&args("--fast 1")).is_err());
-    }
-
-    #[test]
-    fn percentiles_pick_the_rank() {
-        let sorted: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&sorted, 50), Duration::from_millis(50));
-        assert_eq!(percentile(&sorted, 99), Duration::from_millis(99));
-        assert_eq!(percentile(&sorted[..1], 99), Duration::from_millis(1));
-        assert_eq!(percentile(&[], 50), Duration::ZERO);
     }
 }

@@ -41,7 +41,6 @@
 //! Settings load as for the services (`config/default.toml`, `CHAT_CONFIG`, `CHAT_*`).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -56,6 +55,11 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::harness::cpu::{CpuTimes, CpuUse};
+use crate::harness::stats::{ms, per_second, percentile};
+use crate::harness::{cli, env};
+
+/// Printed for `--help` and after a bad argument.
 pub const USAGE: &str = "usage: bench push [--messages N] [--members M]";
 
 /// Token registrations in flight at once during the setup.
@@ -70,32 +74,24 @@ const TEMPLATES: usize = 8;
 /// Longest wait without a single new push before the bench gives up.
 const STALL: Duration = Duration::from_secs(60);
 
-/// The servers whose CPU time is shown: name, `scripts/servers` pid file, process name.
-const SERVERS: [(&str, &str); 3] = [
-    ("cassandra", "java"),
-    ("redis", "redis-server"),
-    ("nats", "nats-server"),
-];
-
+/// What to measure.
 #[derive(Debug, PartialEq, Eq)]
 struct Options {
+    /// CHATs sent.
     messages: usize,
+    /// Members of the room, the sender included.
     members: usize,
 }
 
+/// Reads the flags: at least one message, at least two members.
 fn parse(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         messages: 20,
         members: 1_000,
     };
-    let mut args = args.iter();
-    while let Some(flag) = args.next() {
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value"))?
-            .parse::<usize>()
-            .map_err(|_| format!("{flag}: not a positive number"))?;
-        match flag.as_str() {
+    for pair in cli::numeric_flags(args) {
+        let (flag, value) = pair?;
+        match flag {
             "--messages" if value >= 1 => options.messages = value,
             "--members" if value >= 2 => options.members = value,
             "--messages" | "--members" => return Err(format!("{flag}: too small")),
@@ -105,24 +101,17 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(options)
 }
 
-/// Runs the subcommand with the arguments after its name.
+/// Runs `bench push` with the arguments after the subcommand.
 pub fn main(args: &[String]) -> Result<()> {
-    tokio::runtime::Runtime::new()?.block_on(measure(args))
+    match cli::options(args, USAGE, parse) {
+        Some(options) => env::runtime(measure(options))?,
+        None => Ok(()),
+    }
 }
 
-/// Measures, then prints the results.
-async fn measure(args: &[String]) -> Result<()> {
-    if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    let options = match parse(&args) {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}\n{USAGE}");
-            std::process::exit(2);
-        }
-    };
+/// Starts the services and the emulator on an isolated stream, keyspace and Redis prefix
+/// (`TestApp`, `PushKit`), measures, and stops them again.
+async fn measure(options: Options) -> Result<()> {
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     println!(
         "push-bench: {} messages in a GROUP room of {} members, nobody present",
@@ -145,6 +134,7 @@ async fn measure(args: &[String]) -> Result<()> {
     outcome
 }
 
+/// The three measurements in order, each printed as soon as it is done.
 async fn run(app: &mut TestApp, kit: &PushKit, options: &Options) -> Result<()> {
     let users: Vec<String> = (0..options.members)
         .map(|i| format!("bench{i:04}"))
@@ -273,10 +263,15 @@ async fn setup(app: &TestApp, users: &[String]) -> Result<String> {
 
 /// What the notifier part measured.
 struct Notified {
+    /// Sending the messages through the edge.
     sending: Duration,
+    /// From the first send until every push was accepted.
     elapsed: Duration,
+    /// CPU used meanwhile.
     cpu: CpuUse,
+    /// From the sends to the pushes.
     latencies: Latencies,
+    /// Messages the notifier sent, as bodies for the raw sends.
     templates: Vec<Value>,
 }
 
@@ -362,13 +357,17 @@ async fn wait_accepted(kit: &PushKit, expected: usize) -> Result<()> {
     }
 }
 
-/// Latencies in milliseconds from a message's send to its pushes.
+/// Latencies in milliseconds from a message's send to its pushes, each sorted.
 struct Latencies {
+    /// Of every push.
     per_push: Vec<f64>,
+    /// Of each message's first push.
     first_push: Vec<f64>,
+    /// Of each message's last push.
     last_push: Vec<f64>,
 }
 
+/// The latencies of `deliveries`, against the send time of their messages.
 fn latencies(deliveries: &[Value], sent_at: &HashMap<String, SystemTime>) -> Result<Latencies> {
     let mut per_push = Vec::with_capacity(deliveries.len());
     let mut per_message: HashMap<&str, (f64, f64)> = HashMap::new();
@@ -404,12 +403,13 @@ fn latencies(deliveries: &[Value], sent_at: &HashMap<String, SystemTime>) -> Res
     })
 }
 
+/// p50, p99 and max of each kind of latency.
 fn print_latencies(latencies: &Latencies) {
     let line = |what: &str, values: &[f64]| {
         println!(
             "    {what:<34} p50 {:>7.0} ms  p99 {:>7.0} ms  max {:>7.0} ms",
-            percentile(values, 0.50),
-            percentile(values, 0.99),
+            percentile(values, 0.50).unwrap_or(f64::NAN),
+            percentile(values, 0.99).unwrap_or(f64::NAN),
             values.last().copied().unwrap_or(f64::NAN)
         );
     };
@@ -418,18 +418,11 @@ fn print_latencies(latencies: &Latencies) {
     line("send -> last push, per message:", &latencies.last_push);
 }
 
-/// The value at quantile `q` of sorted `values` (nearest rank).
-fn percentile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
-}
-
-/// What the raw part measured.
+/// What the raw part and the recipient reads measured.
 struct Timed {
+    /// Wall time.
     elapsed: Duration,
+    /// CPU used meanwhile.
     cpu: CpuUse,
 }
 
@@ -582,103 +575,6 @@ async fn recipient_reads(
     Ok(Timed { elapsed, cpu })
 }
 
-/// CPU seconds used so far by this process and by each server.
-struct CpuTimes {
-    this: Option<f64>,
-    servers: [Option<f64>; SERVERS.len()],
-}
-
-/// CPU seconds used in an interval.
-struct CpuUse(CpuTimes);
-
-impl CpuTimes {
-    fn now() -> Self {
-        Self {
-            this: cpu_seconds("self"),
-            servers: SERVERS
-                .map(|(name, comm)| server_pid(name, comm).and_then(|pid| cpu_seconds(&pid))),
-        }
-    }
-
-    fn until_now(&self) -> CpuUse {
-        let now = Self::now();
-        let delta = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
-        CpuUse(Self {
-            this: delta(self.this, now.this),
-            servers: std::array::from_fn(|i| delta(self.servers[i], now.servers[i])),
-        })
-    }
-}
-
-impl CpuUse {
-    /// `this process 3.1 s (1.2 cores), cassandra ...; 412 µs per push`: CPU seconds per
-    /// process over `wall`, and all of them together per each of `count` units.
-    fn describe(&self, wall: Duration, count: usize, unit: &str) -> String {
-        let wall = wall.as_secs_f64();
-        let each = std::iter::once(("this process", self.0.this))
-            .chain(SERVERS.iter().map(|(name, _)| *name).zip(self.0.servers));
-        let mut total = 0.0;
-        let mut parts = Vec::new();
-        for (name, seconds) in each {
-            match seconds {
-                Some(s) => {
-                    total += s;
-                    parts.push(format!("{name} {s:.1} s ({:.2} cores)", s / wall));
-                }
-                None => parts.push(format!("{name} n/a")),
-            }
-        }
-        format!(
-            "{}; together {:.0} µs per {unit}",
-            parts.join(", "),
-            total * 1e6 / count as f64
-        )
-    }
-}
-
-/// The pid of server `name`: the one `scripts/servers` recorded if that process is `comm`,
-/// else the only process named `comm` (the servers may have been started from another checkout).
-fn server_pid(name: &str, comm: &str) -> Option<String> {
-    let is = |pid: &str| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
-    };
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../.local/run")
-        .join(format!("{name}.pid"));
-    if let Ok(pid) = std::fs::read_to_string(file) {
-        let pid = pid.trim();
-        if is(pid) {
-            return Some(pid.to_owned());
-        }
-    }
-    let mut matching = std::fs::read_dir("/proc")
-        .ok()?
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()) && is(pid));
-    let pid = matching.next()?;
-    matching.next().is_none().then_some(pid)
-}
-
-/// CPU seconds (user + system) of `/proc/{pid}` so far.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid ...": comm may hold spaces; utime and stime are fields 14 and 15.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    // USER_HZ is 100 on every Linux platform.
-    Some((utime + stime) as f64 / 100.0)
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
-}
-
-fn per_second(count: usize, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -703,14 +599,6 @@ mod tests {
         assert!(parse(&args("--members 1")).is_err());
         assert!(parse(&args("--messages")).is_err());
         assert!(parse(&args("--rooms 3")).is_err());
-    }
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let values: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&values, 0.50), 50.0);
-        assert_eq!(percentile(&values, 0.99), 99.0);
-        assert!(percentile(&[], 0.5).is_nan());
     }
 
     #[test]

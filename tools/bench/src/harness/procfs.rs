@@ -1,4 +1,5 @@
-//! Memory and CPU time of other processes, from `/proc`.
+//! Memory and CPU time of processes (this one, the servers, the load workers), and the kernel's
+//! count of dropped connection attempts, from `/proc`.
 
 /// Clock ticks per second of `/proc/PID/stat` times (`USER_HZ`, 100 on every Linux platform).
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -33,14 +34,16 @@ fn parse_netstat(netstat: &str, section: &str, name: &str) -> Option<u64> {
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// `VmRSS` of a `/proc/PID/status`, in KiB.
 fn parse_rss_kib(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// User plus system CPU seconds of a `/proc/PID/stat`.
 fn parse_cpu_seconds(stat: &str) -> Option<f64> {
     // "pid (comm) state ppid ...": comm may hold spaces; utime and stime are fields 14 and 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let mut fields = rest.split_whitespace().skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;

@@ -1,4 +1,6 @@
-//! Latency histograms, and how numbers are printed.
+//! Latency histograms, percentiles and rates, and how numbers are printed.
+
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
@@ -71,6 +73,23 @@ pub fn format_ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// The element at quantile `q` (0..=1) of a sorted slice, by nearest rank: the smallest one
+/// that at least `q` of the slice is not above. `None` when the slice is empty.
+pub fn percentile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len().max(1)) - 1).copied()
+}
+
+/// `count` per second of `elapsed` (a zero `elapsed` counts as a nanosecond).
+pub fn per_second(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// `duration` in milliseconds, for tables.
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +103,22 @@ mod tests {
         assert_eq!(format_us(1_500_000), "1.50 s");
         assert_eq!(format_ratio(3.0, 2.0), "1.50x");
         assert_eq!(format_ratio(3.0, 0.0), "-");
+    }
+
+    #[test]
+    fn percentiles_pick_by_nearest_rank() {
+        let hundred: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&hundred, 0.50), Some(Duration::from_millis(50)));
+        assert_eq!(percentile(&hundred, 0.99), Some(Duration::from_millis(99)));
+        assert_eq!(
+            percentile(&hundred[..1], 0.99),
+            Some(Duration::from_millis(1))
+        );
+        let five: Vec<f64> = (1..=5).map(f64::from).collect();
+        assert_eq!(percentile(&five, 0.99), Some(5.0));
+        assert_eq!(percentile::<f64>(&[], 0.5), None);
+        assert_eq!(per_second(500, Duration::from_millis(250)), 2_000.0);
+        assert_eq!(ms(Duration::from_micros(1_500)), 1.5);
     }
 
     #[test]

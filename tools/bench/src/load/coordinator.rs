@@ -14,10 +14,10 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use super::options::{Mode, Options};
-use crate::harness::procfs;
 use super::setup;
-use crate::harness::stats::{format_ratio, format_us, Latencies};
 use super::wire::{Clock, ErrorTally, Go, Plan, Ready, Report, Target};
+use crate::harness::procfs;
+use crate::harness::stats::{format_ratio, format_us, Latencies};
 
 /// How long after the last worker is ready the first message is due.
 const LEAD: Duration = Duration::from_secs(1);

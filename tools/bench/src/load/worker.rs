@@ -18,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use super::edge_load::{self, Endpoint};
 use super::raw_load;
 use super::schedule::Schedule;
-use crate::harness::stats::Latencies;
 use super::wire::{self, user_name, Clock, ErrorTally, Go, Plan, Ready, Report, Target};
+use crate::harness::stats::Latencies;
 
 /// How a connection ended.
 #[derive(Debug)]
