@@ -159,11 +159,11 @@ pub(super) async fn measure_entering(
 /// What the raw INFO pipeline reads back, to check it did the script's work: the member's
 /// position and base, the room's CHAT count, the newest page of unread entries, and how many
 /// entries it forgot.
-pub(super) type EnterReads = (Option<u64>, Option<u64>, Option<u64>, Vec<String>, u64);
+type EnterReads = (Option<u64>, Option<u64>, Option<u64>, Vec<String>, u64);
 
 /// A fresh room of 10 whose first `present` members are present and send `--backlog` CHATs
 /// while the others are away; returns the room, its creation sequence and the last CHAT's.
-pub(super) async fn backlog_room(
+async fn backlog_room(
     bench: &mut Bench,
     state: &mut ReadState,
     fence: &Fence,

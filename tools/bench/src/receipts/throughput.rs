@@ -230,7 +230,7 @@ impl Timing {
 
 /// Applies one batch, timing the apply alone and reading Redis's counters around it; with a
 /// fence, then marks it published (timed apart), as the worker does after publishing.
-pub(super) async fn timed_apply(
+async fn timed_apply(
     bench: &Bench,
     state: &mut ReadState,
     batch: &[LoggedEvent],
@@ -258,20 +258,20 @@ pub(super) async fn timed_apply(
 }
 
 /// The raw baseline's room: the worker's keys, written with plain commands.
-pub(super) struct RawRoom {
+struct RawRoom {
     /// The room's keys.
-    pub(super) keys: RoomKeys,
+    keys: RoomKeys,
     /// Member ids, the first `present` of them present.
-    pub(super) members: Vec<String>,
+    members: Vec<String>,
     /// How many are present.
-    pub(super) present: usize,
+    present: usize,
     /// CHATs written so far (the `chats` field the script would read).
-    pub(super) chats: u64,
+    chats: u64,
 }
 
 impl RawRoom {
     /// A room set up already (created, `present` members entered) under `keys`.
-    pub(super) fn new(keys: RoomKeys, members: &[UserId], present: usize) -> Self {
+    fn new(keys: RoomKeys, members: &[UserId], present: usize) -> Self {
         Self {
             keys,
             members: members.iter().map(|u| u.as_str().to_owned()).collect(),
@@ -285,7 +285,7 @@ impl RawRoom {
     /// Lua: the chats counter, the sender's position, the count of positions below the
     /// message (its `unreadCount`), an absent sender's base, the unread entry, applied/shown,
     /// and the recorded outcome (a string of about the script's size). Checks every count.
-    pub(super) async fn chats(
+    async fn chats(
         &mut self,
         bench: &Bench,
         senders: &[usize],
@@ -354,7 +354,7 @@ impl RawRoom {
     /// Calls the script `sha` (one that does nothing) once for the batch, with the keys and
     /// arguments `apply.lua` gets for these CHATs of one room: what Redis spends on calling a
     /// script at all.
-    pub(super) async fn empty_scripts(
+    async fn empty_scripts(
         &self,
         bench: &Bench,
         sha: &str,
@@ -403,12 +403,12 @@ impl RawRoom {
 
 /// What the worker computes per CHAT for the room-list feeds, alone: the unread count of every
 /// member of the room, from its copy in memory (`RoomCounts::unread_counts`).
-pub(super) struct FeedCounts(pub(super) RoomCounts);
+struct FeedCounts(RoomCounts);
 
 impl FeedCounts {
     /// A room of `members`, the first `present` of them present, the others with everything
     /// unread.
-    pub(super) fn new(members: &[UserId], present: usize) -> Self {
+    fn new(members: &[UserId], present: usize) -> Self {
         let mut room = RoomCounts::default();
         for (i, user) in members.iter().enumerate() {
             let position = if i < present {
@@ -424,7 +424,7 @@ impl FeedCounts {
 
     /// The counts of `chats` CHATs, held together as a batch's outcomes are: the time to make
     /// them (inside `ReadState::apply`) and to free them (later, once published).
-    pub(super) fn time(&mut self, chats: usize) -> (Duration, Duration) {
+    fn time(&mut self, chats: usize) -> (Duration, Duration) {
         let started = Instant::now();
         let mut batch = Vec::with_capacity(chats);
         for _ in 0..chats {
