@@ -226,3 +226,45 @@ impl CatchUp {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_read_is_asked_again_until_it_answers() {
+        let calls = AtomicUsize::new(0);
+        let answer = patiently(|| async {
+            match calls.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => Err(CatchUpError(
+                    "JetStream system temporarily unavailable".into(),
+                )),
+                _ => Ok(7),
+            }
+        })
+        .await;
+        assert_eq!(answer.ok(), Some(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_never_answers_is_abandoned_after_one_attempt_and_asked_again() {
+        let calls = AtomicUsize::new(0);
+        let started = Instant::now();
+        let answer = patiently(|| async {
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                std::future::pending::<()>().await;
+            }
+            Ok(7)
+        })
+        .await;
+        assert_eq!(answer.ok(), Some(7));
+        let waited = started.elapsed();
+        assert!(
+            waited >= READ_ATTEMPT && waited < READ_ATTEMPT + Duration::from_secs(1),
+            "the unanswered attempt ends after {READ_ATTEMPT:?}, not the client's 10 s: {waited:?}"
+        );
+    }
+}
