@@ -121,10 +121,19 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A port nobody listens on right now.
+/// Ports handed to test servers: below Linux's default ephemeral range (32768–60999). A port
+/// the kernel picks (`bind(0)`) lies inside that range, and between the check and the server's
+/// own bind any process's outgoing connection may take it as its local port: a CI run lost a
+/// worker's health listener that way (`Address already in use`).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port nobody listens on right now, outside the ephemeral range; a random start per call
+/// (a fresh UUID's bits) keeps parallel tests and processes apart.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let start = (uuid::Uuid::new_v4().as_u128() % u128::from(span)) as u16;
+    (0..span)
+        .map(|i| TEST_PORTS.start + (start + i) % span)
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .unwrap_or_else(|| panic!("no free port in {TEST_PORTS:?}"))
 }
