@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -60,7 +61,8 @@ pub struct Report {
     pub status: Status,
     /// Each check: `"ok"` or `"down: <reason>"`.
     pub checks: BTreeMap<&'static str, String>,
-    /// `"active"` or `"standby"` for services of which one instance works at a time.
+    /// `"active"`, `"standby"` or `"starting"` ([`Role`]) for services of which one instance
+    /// works at a time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<&'static str>,
 }
@@ -242,6 +244,54 @@ impl Activity {
     }
 }
 
+/// Which part an instance of a service that works one instance at a time (behind a lease)
+/// plays, as `/readyz` shows it. It starts out `starting` — not ready — until its first try for
+/// the lease answers: before that it is neither the one working nor known to be a standby, and
+/// a rollout or a test that waits for "ready" must not take it for either.
+#[derive(Debug)]
+pub struct Role(AtomicU8);
+
+const STARTING: u8 = 0;
+const STANDBY: u8 = 1;
+const ACTIVE: u8 = 2;
+
+impl Default for Role {
+    fn default() -> Self {
+        Self(AtomicU8::new(STARTING))
+    }
+}
+
+impl Role {
+    /// Another instance holds the lease (also after this one lost or gave it up).
+    pub fn standby(&self) {
+        self.0.store(STANDBY, Ordering::Relaxed);
+    }
+
+    /// This instance holds the lease and works.
+    pub fn active(&self) {
+        self.0.store(ACTIVE, Ordering::Relaxed);
+    }
+
+    /// No longer working: standby if it was active, still starting if it never got an answer.
+    pub fn step_down(&self) {
+        let _ = self
+            .0
+            .compare_exchange(ACTIVE, STANDBY, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Adds the role to `report`: an active instance also needs its work loop going round
+    /// (`activity`); one still starting is unavailable.
+    pub fn show(&self, report: &mut Report, activity: &Activity) {
+        match self.0.load(Ordering::Relaxed) {
+            ACTIVE => report.require("consumer", activity.check()).role("active"),
+            STANDBY => report.role("standby"),
+            _ => report
+                .require("lease", Err("not tried yet".to_owned()))
+                .role("starting"),
+        };
+    }
+}
+
 /// Makes a fresh report.
 type Checker = dyn Fn() -> BoxFuture<'static, Report> + Send + Sync;
 
@@ -392,6 +442,35 @@ mod tests {
             serde_json::to_value(&report).ok(),
             Some(serde_json::json!({"status": "ready", "checks": {}, "role": "standby"}))
         );
+    }
+
+    #[test]
+    fn an_instance_is_not_ready_until_its_first_lease_try_answers() {
+        let (role, activity) = (Role::default(), Activity::default());
+        let shown = |role: &Role| {
+            let mut report = Report::default();
+            role.show(&mut report, &activity);
+            (report.status, report.role, report.checks)
+        };
+        let (status, name, checks) = shown(&role);
+        assert_eq!((status, name), (Status::Unavailable, Some("starting")));
+        assert_eq!(checks["lease"], "down: not tried yet");
+
+        role.step_down();
+        assert_eq!(
+            shown(&role).1,
+            Some("starting"),
+            "never active: still starting"
+        );
+        role.standby();
+        assert_eq!(shown(&role).0, Status::Ready);
+        assert_eq!(shown(&role).1, Some("standby"));
+        role.active();
+        let (status, name, checks) = shown(&role);
+        assert_eq!((status, name), (Status::Ready, Some("active")));
+        assert_eq!(checks["consumer"], "ok");
+        role.step_down();
+        assert_eq!(shown(&role).1, Some("standby"));
     }
 
     #[tokio::test]

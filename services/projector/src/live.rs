@@ -4,7 +4,6 @@
 //! and applies batch by batch, each batch acked and announced only once Cassandra has all of it.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_nats::jetstream::consumer::{pull, AckPolicy, PullConsumer};
@@ -13,7 +12,7 @@ use async_nats::jetstream::message::Acker;
 use async_nats::jetstream::stream::Stream;
 use async_nats::jetstream::AckKind;
 use chat_platform::connect;
-use chat_platform::health::{self, Activity, HealthServer, Probe, Report};
+use chat_platform::health::{self, Activity, HealthServer, Probe, Report, Role};
 use chat_platform::log_order::{continuity, resume_after};
 use chat_schemas::EventLog;
 use futures::StreamExt;
@@ -56,7 +55,7 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     let activity = Arc::new(Activity::default());
-    let active = Arc::new(AtomicBool::new(false));
+    let role = Arc::new(Role::default());
     tokio::spawn({
         let (stop, activity) = (stop.clone(), activity.clone());
         async move {
@@ -71,7 +70,7 @@ pub async fn run(
         log.stream_name().to_owned(),
         session,
         activity.clone(),
-        active.clone(),
+        role.clone(),
     );
     let _health = HealthServer::start(&config.health_listen, Arc::new(probe)).await?;
     let holder = format!("{} pid {}", uuid::Uuid::new_v4(), std::process::id());
@@ -94,12 +93,20 @@ pub async fn run(
         "projector running"
     );
     loop {
-        active.store(false, Ordering::Relaxed);
-        let Some(lease) = acquire(&mut leases, (&jetstream, &log), &holder, config, &stop).await
+        role.step_down();
+        let Some(lease) = acquire(
+            &mut leases,
+            (&jetstream, &log),
+            &holder,
+            config,
+            &role,
+            &stop,
+        )
+        .await
         else {
             break;
         };
-        active.store(true, Ordering::Relaxed);
+        role.active();
         term.activity.progressed();
         match term.run(&lease, &stop).await {
             End::Stopped => {
@@ -112,7 +119,7 @@ pub async fn run(
             }
             End::Yielded => {
                 lease.release().await;
-                active.store(false, Ordering::Relaxed);
+                role.step_down();
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(setup_backoff.next_delay()) => {}
@@ -132,17 +139,20 @@ async fn acquire(
     at: (&async_nats::jetstream::Context, &chat_schemas::EventLog),
     holder: &str,
     config: &ProjectorSettings,
+    role: &Role,
     stop: &CancellationToken,
 ) -> Option<Lease> {
     let mut announced = false;
     while !stop.is_cancelled() {
         match Lease::try_acquire(leases, &config.name, holder, config.lease()).await {
             Ok(Some(lease)) => return Some(lease),
-            Ok(None) if !announced => {
-                tracing::info!(name = %config.name, "another projector is active; standing by");
-                announced = true;
+            Ok(None) => {
+                role.standby();
+                if !announced {
+                    tracing::info!(name = %config.name, "another projector is active; standing by");
+                    announced = true;
+                }
             }
-            Ok(None) => {}
             Err(error) => {
                 tracing::warn!(%error, "cannot reach the lease; retrying");
                 // Bounded like the try itself: during a leader election this gets no answer.
@@ -324,11 +334,11 @@ fn readiness(
     stream: String,
     session: Arc<Session>,
     activity: Arc<Activity>,
-    active: Arc<AtomicBool>,
+    role: Arc<Role>,
 ) -> Probe {
     Probe::new(move || {
         let (client, jetstream, stream) = (client.clone(), jetstream.clone(), stream.clone());
-        let (session, activity, active) = (session.clone(), activity.clone(), active.clone());
+        let (session, activity, role) = (session.clone(), activity.clone(), role.clone());
         async move {
             let (nats, cassandra) = tokio::join!(
                 health::nats(&client, &jetstream, &stream),
@@ -339,11 +349,7 @@ fn readiness(
                 .require("serving", activity.serving())
                 .require("nats", nats)
                 .require("cassandra", cassandra);
-            if active.load(Ordering::Relaxed) {
-                report.require("consumer", activity.check()).role("active");
-            } else {
-                report.role("standby");
-            }
+            role.show(&mut report, &activity);
             report
         }
     })

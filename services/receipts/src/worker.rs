@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use async_nats::jetstream::AckKind;
 use async_nats::Client;
 use chat_platform::backoff::Backoff;
 use chat_platform::connect::{self, ConnectError};
-use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report};
+use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report, Role};
 use chat_platform::log_order::{continuity, resume_after};
 use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{decode, EventLog};
@@ -73,7 +72,7 @@ pub async fn run(
     let keys = ReadKeys::new(settings.redis.key_prefix.clone());
     let stop = CancellationToken::new();
     let activity = Arc::new(Activity::default());
-    let active = Arc::new(AtomicBool::new(false));
+    let role = Arc::new(Role::default());
     tokio::spawn({
         let (stop, activity) = (stop.clone(), activity.clone());
         async move {
@@ -88,7 +87,7 @@ pub async fn run(
         log.stream_name().to_owned(),
         redis.clone(),
         activity.clone(),
-        active.clone(),
+        role.clone(),
     );
     let _health = HealthServer::start(&config.health_listen, Arc::new(probe)).await?;
 
@@ -115,12 +114,13 @@ pub async fn run(
         activity,
     };
     let result = loop {
-        active.store(false, Ordering::Relaxed);
-        let Some(lease) = acquire(&redis, &keys, &consumer_name, &config, &stop).await? else {
+        role.step_down();
+        let Some(lease) = acquire(&redis, &keys, &consumer_name, &config, &role, &stop).await?
+        else {
             break Ok(());
         };
         applier.activity.progressed();
-        active.store(true, Ordering::Relaxed);
+        role.active();
         let mut backoff = Backoff::default();
         while !stop.is_cancelled() && !lease.lost.is_cancelled() {
             let setup = durable_consumer(&stream, redis.clone(), &keys, &config, &log).await;
@@ -171,11 +171,11 @@ fn readiness(
     stream: String,
     redis: RedisConnection,
     activity: Arc<Activity>,
-    active: Arc<AtomicBool>,
+    role: Arc<Role>,
 ) -> Probe {
     Probe::new(move || {
         let (client, jetstream, stream) = (client.clone(), jetstream.clone(), stream.clone());
-        let (redis, activity, active) = (redis.clone(), activity.clone(), active.clone());
+        let (redis, activity, role) = (redis.clone(), activity.clone(), role.clone());
         async move {
             let (nats, redis) = tokio::join!(
                 health::nats(&client, &jetstream, &stream),
@@ -186,11 +186,7 @@ fn readiness(
                 .require("serving", activity.serving())
                 .require("nats", nats)
                 .require("redis", redis);
-            if active.load(Ordering::Relaxed) {
-                report.require("consumer", activity.check()).role("active");
-            } else {
-                report.role("standby");
-            }
+            role.show(&mut report, &activity);
             report
         }
     })
@@ -203,17 +199,20 @@ async fn acquire(
     keys: &ReadKeys,
     consumer: &str,
     config: &ReceiptsSettings,
+    role: &Role,
     stop: &CancellationToken,
 ) -> Result<Option<Lease>, WorkerError> {
     let mut announced = false;
     loop {
         match Lease::try_acquire(redis, keys.lease(consumer), keys.epochs(), config.lease()).await {
             Ok(Some(lease)) => return Ok(Some(lease)),
-            Ok(None) if !announced => {
-                tracing::info!(%consumer, "another worker holds this partition; standing by");
-                announced = true;
+            Ok(None) => {
+                role.standby();
+                if !announced {
+                    tracing::info!(%consumer, "another worker holds this partition; standing by");
+                    announced = true;
+                }
             }
-            Ok(None) => {}
             Err(error) => tracing::warn!(%error, %consumer, "cannot reach the lease; retrying"),
         }
         tokio::select! {
