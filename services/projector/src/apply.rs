@@ -96,9 +96,12 @@ impl Applier {
             let Some((_, error)) = failed.first() else {
                 break;
             };
-            let what = format!("{} of {total} writes up to seq {last_seq}", failed.len());
+            writes = failed
+                .iter()
+                .flat_map(|(group, _)| group.iter().cloned())
+                .collect();
+            let what = format!("{} of {total} writes up to seq {last_seq}", writes.len());
             retry.after_failure(&what, error).await?;
-            writes = failed.into_iter().map(|(write, _)| write).collect();
         }
         retry.succeeded();
         while let Err(error) = self.store.write_progress(&self.name, last_seq).await {

@@ -8,6 +8,7 @@
 //! `docs/projector.md` describes the tables, the progress signal and the tools.
 
 mod apply;
+mod batches;
 mod error;
 mod lease;
 mod live;

@@ -8,11 +8,17 @@ use chat_schemas::cql::{self, InvalidKeyspace};
 use futures::stream::{self, StreamExt};
 use scylla::client::session::Session;
 use scylla::errors::{ExecutionError, IntoRowsResultError, MaybeFirstRowError, PrepareError};
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use uuid::Uuid;
 
+use crate::batches;
 use crate::plan::{BucketStart, Op, Write};
+
+/// The values of one statement, of whichever shape its statement takes.
+type BoundValues<'w> = Box<dyn SerializeRow + Send + Sync + 'w>;
 
 /// Cassandra refused or failed a statement.
 ///
@@ -178,11 +184,10 @@ impl Store {
         })
     }
 
-    /// Applies one write; applying it again changes nothing.
-    pub async fn execute(&self, write: &Write) -> Result<(), StoreError> {
+    /// The statement of `write` and its values, borrowed from it.
+    fn bind<'w>(&self, write: &'w Write) -> (&PreparedStatement, BoundValues<'w>) {
         let Write { room, seq, ref op } = *write;
         let ts = |millis: i64| CqlTimestamp(millis);
-        let session = &self.session;
         match op {
             Op::CreateRoom {
                 kind,
@@ -193,7 +198,7 @@ impl Store {
             } => {
                 let values = (
                     room,
-                    kind,
+                    *kind,
                     name,
                     created_by,
                     ts(*created_at),
@@ -202,18 +207,10 @@ impl Store {
                     ts(*created_at),
                     seq,
                 );
-                session.execute_unpaged(&self.create_room, values).await?
+                (&self.create_room, Box::new(values))
             }
-            Op::Joined { user, at } => {
-                session
-                    .execute_unpaged(&self.joined, (user, room, ts(*at), seq))
-                    .await?
-            }
-            Op::Left { user } => {
-                session
-                    .execute_unpaged(&self.left, (seq, user, room))
-                    .await?
-            }
+            Op::Joined { user, at } => (&self.joined, Box::new((user, room, ts(*at), seq))),
+            Op::Left { user } => (&self.left, Box::new((seq, user, room))),
             Op::Message {
                 bucket,
                 kind,
@@ -225,7 +222,7 @@ impl Store {
             } => {
                 let values = (
                     room,
-                    bucket,
+                    *bucket,
                     seq,
                     kind.as_str(),
                     sender,
@@ -235,73 +232,72 @@ impl Store {
                     client_message_id,
                     seq,
                 );
-                session.execute_unpaged(&self.message, values).await?
+                (&self.message, Box::new(values))
             }
-            Op::BucketStart { bucket } => {
-                session
-                    .execute_unpaged(&self.bucket_start, (room, seq, bucket, seq))
-                    .await?
-            }
+            Op::BucketStart { bucket } => (&self.bucket_start, Box::new((room, seq, *bucket, seq))),
             Op::LastMessage {
                 sender,
                 content,
                 at,
             } => {
                 let values = (seq, seq, ts(*at), seq, sender, content, ts(*at), room);
-                session.execute_unpaged(&self.last_message, values).await?
+                (&self.last_message, Box::new(values))
             }
-            Op::MembersAdded { users, at } => {
-                session
-                    .execute_unpaged(&self.members_added, (seq, users, seq, ts(*at), room))
-                    .await?
-            }
-            Op::MemberRemoved { user, at } => {
-                let removed = std::slice::from_ref(user);
-                session
-                    .execute_unpaged(&self.member_removed, (seq, removed, seq, ts(*at), room))
-                    .await?
-            }
-            Op::MessageDeleted { bucket, message_id } => {
-                session
-                    .execute_unpaged(&self.message_deleted, (seq, room, bucket, message_id))
-                    .await?
-            }
-            Op::LastDeleted => {
-                session
-                    .execute_unpaged(&self.last_deleted, (seq, seq, room))
-                    .await?
-            }
-            Op::EventSeq => {
-                session
-                    .execute_unpaged(&self.event_seq, (seq, seq, room))
-                    .await?
-            }
+            Op::MembersAdded { users, at } => (
+                &self.members_added,
+                Box::new((seq, users, seq, ts(*at), room)),
+            ),
+            Op::MemberRemoved { user, at } => (
+                &self.member_removed,
+                Box::new((seq, std::slice::from_ref(user), seq, ts(*at), room)),
+            ),
+            Op::MessageDeleted { bucket, message_id } => (
+                &self.message_deleted,
+                Box::new((seq, room, *bucket, *message_id)),
+            ),
+            Op::LastDeleted => (&self.last_deleted, Box::new((seq, seq, room))),
+            Op::EventSeq => (&self.event_seq, Box::new((seq, seq, room))),
             Op::ClientMessage {
                 sender,
                 client_message_id,
-            } => {
-                session
-                    .execute_unpaged(
-                        &self.client_message,
-                        (room, sender, client_message_id, seq, seq),
-                    )
-                    .await?
-            }
-        };
+            } => (
+                &self.client_message,
+                Box::new((room, sender, client_message_id, seq, seq)),
+            ),
+        }
+    }
+
+    /// Applies one group of writes ([`batches::group`]) in one request: an UNLOGGED BATCH, or a
+    /// plain statement for a group of one. Applying it again changes nothing.
+    pub async fn execute_group(&self, writes: &[Write]) -> Result<(), StoreError> {
+        if let [write] = writes {
+            let (statement, values) = self.bind(write);
+            self.session.execute_unpaged(statement, values).await?;
+            return Ok(());
+        }
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values = Vec::with_capacity(writes.len());
+        for write in writes {
+            let (statement, bound) = self.bind(write);
+            batch.append_statement(statement.clone());
+            values.push(bound);
+        }
+        self.session.batch(&batch, values).await?;
         Ok(())
     }
 
-    /// Applies `writes` with at most `max_in_flight` statements at a time and returns the ones
-    /// that failed, each with its error, for a retry.
+    /// Applies `writes` in groups ([`batches::group`]), at most `max_in_flight` requests at a
+    /// time, and returns the groups that failed, each with its error, for a retry.
     pub async fn execute_all(
         &self,
         writes: Vec<Write>,
         max_in_flight: usize,
-    ) -> Vec<(Write, StoreError)> {
-        stream::iter(writes)
-            .map(|write| async move {
-                let result = self.execute(&write).await;
-                result.err().map(|error| (write, error))
+    ) -> Vec<(Vec<Write>, StoreError)> {
+        stream::iter(batches::group(writes))
+            .map(|group| async move {
+                let result = self.execute_group(&group).await;
+                result.err().map(|error| (group, error))
             })
             .buffer_unordered(max_in_flight.max(1))
             .filter_map(|failed| async move { failed })

@@ -155,7 +155,8 @@ async fn bench(
     let failed = store.execute_all(writes, max_in_flight).await;
     let raw_elapsed = started.elapsed();
     if let Some((_, error)) = failed.first() {
-        bail!("{} raw inserts failed, e.g. {error}", failed.len());
+        let writes: usize = failed.iter().map(|(group, _)| group.len()).sum();
+        bail!("{writes} raw inserts failed, e.g. {error}");
     }
     let raw_rows_per_s = per_second(options.events, raw_elapsed);
 
