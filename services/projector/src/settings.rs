@@ -42,7 +42,7 @@ pub struct ProjectorSettings {
     pub batch_size: usize,
     /// How long one pull waits for the first event when the log is idle; bounds shutdown delay.
     pub fetch_wait_ms: u64,
-    /// Most Cassandra statements in flight at once.
+    /// Most Cassandra requests in flight at once: groups of writes, and the reads of a batch.
     pub max_in_flight: usize,
     /// Length of a history time bucket (`messages` partition), in seconds.
     pub bucket_seconds: u64,
