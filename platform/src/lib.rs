@@ -1,7 +1,7 @@
 //! The pieces every chat service needs before it does its own work: its configuration
 //! ([`settings`]), its logs ([`telemetry`]), its connections to the servers it stands on
-//! ([`connect`], [`redis_connection`] for a single Redis or a cluster alike), appending to the log without ever blocking for good ([`append`]), reading it in order
-//! ([`log_order`]) and telling
+//! ([`connect`], [`redis_connection`] for a single Redis or a cluster alike), appending to the log without ever blocking for good ([`append`]), reading it in batches
+//! through one long-lived pull ([`pull`]) and in order ([`log_order`]) and telling
 //! an orchestrator whether it can work ([`health`]). Nothing
 //! service-specific lives here.
 
@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod connect;
 pub mod health;
 pub mod log_order;
+pub mod pull;
 pub mod redis_connection;
 pub mod settings;
 pub mod shutdown;

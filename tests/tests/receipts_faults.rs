@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::PullConsumer;
+use chat_platform::pull::REQUEST_EXPIRES;
 use chat_tests::stomp::StompClient;
 use chat_tests::{binary, ServiceProcess, TestApp};
 use futures::StreamExt;
@@ -155,7 +156,7 @@ async fn a_receipts_worker_killed_mid_stream_loses_and_doubles_nothing() {
     drop(worker);
 }
 
-/// Events handed out by the consumer but lost on their way (a fetch that timed out while the
+/// Events handed out by the consumer but lost on their way (a pull that ended while the
 /// server answered it, a consumer leader moving off a frozen NATS server) stay pending, and the
 /// next batch starts after them. The worker acks cumulatively, so acking that batch would ack
 /// events it never applied: it must notice the jump and read them again. Here a rival client
@@ -182,8 +183,8 @@ async fn events_a_fetch_lost_on_their_way_are_applied_all_the_same() {
     assert_eq!(first.expect("the worker runs")["messageId"], sent[0]);
 
     worker.signal("STOP");
-    // Longer than the frozen worker's pull request lives (`fetch_wait_ms`).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Longer than the frozen worker's pull request lives on the server.
+    tokio::time::sleep(REQUEST_EXPIRES + Duration::from_millis(500)).await;
     for i in 0..5 {
         sent.push(send(&app, "alice", &room, &format!("lost {i}")).await);
     }

@@ -18,6 +18,7 @@ use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::AckKind;
 use chat_platform::connect::{self, ConnectError};
 use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report};
+use chat_platform::pull::Pull;
 use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{decode, Envelope};
 use futures::StreamExt;
@@ -148,17 +149,14 @@ pub async fn run(
     tracing::info!(consumer = %shared.config.consumer, "notifier running");
     let events = Arc::new(Semaphore::new(shared.config.events_in_flight));
     let tasks = TaskTracker::new();
+    let mut reader = Pull::new(consumer, shared.config.events_in_flight);
     while !stop.is_cancelled() {
         let room = events.available_permits().max(1);
         let fetched = tokio::select! {
             () = stop.cancelled() => break,
-            fetched = consumer
-                .fetch()
-                .max_messages(room)
-                .expires(shared.config.fetch_wait())
-                .messages() => fetched,
+            fetched = reader.next_batch(shared.config.fetch_wait(), room) => fetched,
         };
-        let mut messages = match fetched {
+        let messages = match fetched {
             Ok(messages) => {
                 activity.progressed();
                 messages
@@ -170,8 +168,7 @@ pub async fn run(
                 continue;
             }
         };
-        while let Some(message) = messages.next().await {
-            let Ok(message) = message else { break };
+        for message in messages {
             let Ok(permit) = events.clone().acquire_owned().await else {
                 break;
             };

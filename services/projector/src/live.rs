@@ -14,8 +14,8 @@ use async_nats::jetstream::AckKind;
 use chat_platform::connect;
 use chat_platform::health::{self, Activity, HealthServer, Probe, Report, Role};
 use chat_platform::log_order::{continuity, resume_after};
+use chat_platform::pull::Pull;
 use chat_schemas::EventLog;
-use futures::StreamExt;
 use scylla::client::session::Session;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -234,12 +234,13 @@ impl Term {
                 }
             }
         });
+        let mut reader = Pull::new(consumer, config.batch_size);
         let mut fetch_backoff = Backoff::default();
         while !halt.requested() {
             if !lease.held() {
                 return End::Lost;
             }
-            let batch = match fetch(&consumer, &config).await {
+            let batch = match fetch(&mut reader, &config).await {
                 Ok(batch) => {
                     fetch_backoff.reset();
                     batch
@@ -427,17 +428,11 @@ struct Batch {
     fetched: Instant,
 }
 
-/// Pulls up to one batch: waits up to `fetch_wait` for the first event, then takes what is
-/// already there.
-async fn fetch(
-    consumer: &PullConsumer,
-    config: &ProjectorSettings,
-) -> Result<Batch, ProjectorError> {
-    let mut messages = consumer
-        .fetch()
-        .max_messages(config.batch_size)
-        .expires(config.fetch_wait())
-        .messages()
+/// Reads up to one batch from the term's pull: waits up to `fetch_wait` for the first event,
+/// then takes what has arrived behind it.
+async fn fetch(reader: &mut Pull, config: &ProjectorSettings) -> Result<Batch, ProjectorError> {
+    let messages = reader
+        .next_batch(config.fetch_wait(), config.batch_size)
         .await
         .map_err(|e| ProjectorError::Fetch(e.to_string()))?;
     let mut batch = Batch {
@@ -447,18 +442,7 @@ async fn fetch(
         last_seq: None,
         fetched: Instant::now(),
     };
-    while let Some(message) = messages.next().await {
-        let message = match message {
-            Ok(message) => message,
-            // E.g. the consumer is at its ack limit: back off rather than ask again at once.
-            Err(error) if batch.ackers.is_empty() => {
-                return Err(ProjectorError::Fetch(error.to_string()))
-            }
-            Err(error) => {
-                tracing::debug!(%error, "fetch ended early");
-                break;
-            }
-        };
+    for message in messages {
         let seq = match message.info() {
             Ok(info) => info.stream_sequence,
             Err(error) => {

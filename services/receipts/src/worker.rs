@@ -16,9 +16,9 @@ use chat_platform::backoff::Backoff;
 use chat_platform::connect::{self, ConnectError};
 use chat_platform::health::{self, Activity, HealthError, HealthServer, Probe, Report, Role};
 use chat_platform::log_order::{continuity, resume_after};
+use chat_platform::pull::{Pull, PullError};
 use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{decode, EventLog};
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::keys::ReadKeys;
@@ -144,7 +144,7 @@ pub async fn run(
             );
             let fence = lease.fence();
             let end = applier
-                .run(&consumer, start.next, &stop, &lease.lost, &fence)
+                .run(consumer, start.next, &stop, &lease.lost, &fence)
                 .await;
             if end == End::Halted {
                 break;
@@ -357,20 +357,21 @@ impl Applier {
     /// ended: acking it would ack the events it skipped.
     async fn run(
         &mut self,
-        consumer: &PullConsumer,
+        consumer: PullConsumer,
         mut next: u64,
         stop: &CancellationToken,
         lost: &CancellationToken,
         fence: &Fence,
     ) -> End {
         let consumer_name = self.config.consumer();
+        let mut reader = Pull::new(consumer, self.config.batch_size);
         let mut backoff = Backoff::default();
         while !stop.is_cancelled() && !lost.is_cancelled() {
             let Batch {
                 events,
                 ackers,
                 seqs,
-            } = match self.fetch(consumer).await {
+            } = match self.fetch(&mut reader).await {
                 Ok(batch) => batch,
                 Err(error) => {
                     tracing::warn!(%error, "cannot fetch from the log");
@@ -471,24 +472,13 @@ impl Applier {
         }
     }
 
-    /// Pulls one batch and keeps the events of this worker's rooms.
-    async fn fetch(&self, consumer: &PullConsumer) -> Result<Batch, async_nats::Error> {
-        let mut messages = consumer
-            .fetch()
-            .max_messages(self.config.batch_size)
-            .expires(self.config.fetch_wait())
-            .messages()
+    /// Reads one batch and keeps the events of this worker's rooms.
+    async fn fetch(&self, reader: &mut Pull) -> Result<Batch, PullError> {
+        let messages = reader
+            .next_batch(self.config.fetch_wait(), self.config.batch_size)
             .await?;
         let mut batch = Batch::default();
-        while let Some(message) = messages.next().await {
-            let message = match message {
-                Ok(message) => message,
-                Err(error) if batch.ackers.is_empty() => return Err(error),
-                Err(error) => {
-                    tracing::debug!(%error, "fetch ended early");
-                    break;
-                }
-            };
+        for message in messages {
             let seq = message.info().map(|info| info.stream_sequence).ok();
             let (message, acker) = message.split();
             batch.ackers.push(acker);

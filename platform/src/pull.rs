@@ -1,0 +1,114 @@
+//! Reading a durable consumer through one long-lived pull, in batches of what has arrived.
+//!
+//! A `fetch()` per batch costs the server a pull request and the client a fresh inbox
+//! subscription (SUB, request, UNSUB) every time; under load a batch holds one or two events,
+//! so those round trips were a large share of what NATS did for each message. One pull
+//! subscription per consumer instead asks for many events at once, asks again before they run
+//! out, and keeps its inbox for as long as it lives. Batches are then formed on this side: the
+//! first event that arrives, and every one that arrived behind it, up to a limit.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::{MessagesError, Stream as Messages};
+use async_nats::jetstream::consumer::{PullConsumer, StreamError};
+use async_nats::jetstream::Message;
+use futures::{FutureExt, StreamExt};
+
+/// How long one pull request waits on the server when the log is idle before the client sends
+/// a fresh one. Kept short so that a request stranded on a server that stopped answering (a
+/// frozen or killed consumer leader) is not waited on for long.
+pub const REQUEST_EXPIRES: Duration = Duration::from_secs(2);
+
+/// How often the server says a waiting pull request is still alive. Two missing in a row end
+/// the pull with an error, and the next batch opens a new one.
+pub const IDLE_HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// Why no batch could be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The pull subscription could not be opened.
+    #[error("cannot open a pull on the consumer: {0}")]
+    Open(#[from] StreamError),
+    /// The open pull failed (missed heartbeats, the consumer deleted, a refused request); the
+    /// next call opens a new one.
+    #[error("the pull on the consumer failed: {0}")]
+    Messages(#[from] MessagesError),
+}
+
+/// One durable consumer read through a long-lived pull, opened on first use and again after an
+/// error.
+pub struct Pull {
+    consumer: PullConsumer,
+    /// How many events one pull request asks for: the consumer's `max_ack_pending`, so that
+    /// the server can hand out as many as it will ever have unacked.
+    request_size: usize,
+    messages: Option<Messages>,
+}
+
+impl Pull {
+    /// A pull on `consumer` asking for `request_size` events per request; nothing is sent
+    /// before the first [`Pull::next_batch`].
+    pub fn new(consumer: PullConsumer, request_size: usize) -> Self {
+        Self {
+            consumer,
+            request_size: request_size.max(1),
+            messages: None,
+        }
+    }
+
+    /// Waits up to `wait` for an event, then takes, without waiting, those that arrived behind
+    /// it, up to `max` in all. An empty batch means the log was idle for `wait`.
+    ///
+    /// An error mid-batch ends the batch with what arrived before it (an error is returned
+    /// only when nothing did), and the next call opens a new pull. Events the old one had
+    /// received but not handed out stay pending on the consumer: one that acks cumulatively
+    /// sees the next batch jump over them ([`crate::log_order`]).
+    pub async fn next_batch(
+        &mut self,
+        wait: Duration,
+        max: usize,
+    ) -> Result<Vec<Message>, PullError> {
+        let messages = match &mut self.messages {
+            Some(messages) => messages,
+            None => self.messages.insert(
+                self.consumer
+                    .stream()
+                    .max_messages_per_batch(self.request_size)
+                    .expires(REQUEST_EXPIRES)
+                    .heartbeat(IDLE_HEARTBEAT)
+                    .messages()
+                    .await?,
+            ),
+        };
+        let mut batch = Vec::new();
+        let first = match tokio::time::timeout(wait, messages.next()).await {
+            Err(_idle) => return Ok(batch),
+            Ok(first) => first,
+        };
+        let mut next = first;
+        loop {
+            match next {
+                Some(Ok(message)) => batch.push(message),
+                Some(Err(error)) => {
+                    self.messages = None;
+                    if batch.is_empty() {
+                        return Err(error.into());
+                    }
+                    tracing::debug!(%error, "the pull ended mid-batch");
+                    return Ok(batch);
+                }
+                None => {
+                    self.messages = None;
+                    return Ok(batch);
+                }
+            }
+            if batch.len() >= max {
+                return Ok(batch);
+            }
+            match messages.next().now_or_never() {
+                Some(arrived) => next = arrived,
+                None => return Ok(batch),
+            }
+        }
+    }
+}
