@@ -146,6 +146,31 @@ async fn absent_members_get_one_push_per_device_and_nobody_else_does() {
     );
 }
 
+/// The notifier reads a CHAT's unread set only once the receipts worker has applied the CHAT:
+/// read before, the set would still be empty and carol's push lost.
+#[tokio::test]
+async fn a_chat_stored_while_receipts_is_down_is_pushed_once_applied() {
+    let (mut app, kit) = start().await;
+    let room = group(&app, "alice", "g", &["carol"]).await;
+    let carol_phone = register(&app, "carol", "phone").await;
+    app.stop_receipts().await;
+
+    let id = send(&app, "alice", &room, "while receipts is down").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let early = kit
+        .deliveries()
+        .await
+        .into_iter()
+        .filter(|d| for_message(&id)(&d["message"]))
+        .count();
+    assert_eq!(early, 0, "no push before the unread set is final");
+
+    app.start_receipts();
+    let pushes = deliveries_of(&kit, for_message(&id), 1).await;
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(pushes[0]["token"], carol_phone.as_str());
+}
+
 #[tokio::test]
 async fn invited_users_get_a_push() {
     let (app, kit) = start().await;

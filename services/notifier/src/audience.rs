@@ -13,6 +13,10 @@ use receipts::{QueryError, UnreadCounts};
 use crate::directory::{Directory, DirectoryError};
 use crate::fcm::Notice;
 
+/// How long the notifier waits before it first asks for a CHAT's unread set: longer than the
+/// receipts worker takes to apply an event under load, so one question usually suffices.
+const FIRST_PAUSE: Duration = Duration::from_millis(10);
+
 /// Who gets a push and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audience {
@@ -53,8 +57,7 @@ pub async fn audience(
     let actor = envelope.actor.as_str();
     let (users, body, kind, mutable) = match &envelope.event {
         ChatEvent::Chat { content, .. } => {
-            wait_applied(unread, envelope, seq, receipts_wait).await?;
-            let users = unread.readers_missing(&room, seq).await?;
+            let users = unread_set(unread, envelope, seq, receipts_wait).await?;
             (users, content.clone(), "CHAT", true)
         }
         ChatEvent::RoomCreated { members, .. } => (
@@ -108,23 +111,29 @@ fn others(users: &[UserId], actor: &str) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the receipts worker applied `seq` of the room, so its unread set is final.
-async fn wait_applied(
+/// The unread set of message `seq` once the receipts worker applied it (it is final then),
+/// asked again with growing pauses until `within` has passed. The worker and the notifier
+/// receive the event together, so the first pause comes before the first question: most CHATs
+/// then cost one round trip to Redis.
+async fn unread_set(
     unread: &UnreadCounts,
     envelope: &Envelope,
     seq: u64,
     within: Duration,
-) -> Result<(), AudienceError> {
+) -> Result<Vec<String>, AudienceError> {
     let deadline = tokio::time::Instant::now() + within;
-    let mut pause = Duration::from_millis(5);
+    let mut pause = FIRST_PAUSE;
     loop {
-        if unread.applied(&envelope.room_id).await? >= seq {
-            return Ok(());
+        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
+        if let Some(users) = unread
+            .readers_missing_once_applied(&envelope.room_id, seq)
+            .await?
+        {
+            return Ok(users);
         }
-        if tokio::time::Instant::now() + pause > deadline {
+        if tokio::time::Instant::now() >= deadline {
             return Err(AudienceError::NotApplied(seq));
         }
-        tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(200));
     }
 }

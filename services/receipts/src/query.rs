@@ -30,17 +30,21 @@ for i, s in ipairs(ARGV) do
 end
 return counts";
 
-/// The members who have not read a message (its unread set). KEYS: positions, unread.
-/// ARGV: the sequence.
+/// The members who have not read a message (its unread set). With `ARGV[2]` = 1, `false` (nil)
+/// while the worker has not applied the message yet, so that the notifier waits for a final
+/// set in one round trip per try. KEYS: room, positions, unread. ARGV: the sequence, 0 or 1.
 const MISSING: &str = r"
 local s = ARGV[1]
-local entry = redis.call('ZRANGEBYSCORE', KEYS[2], s, s)[1]
+if ARGV[2] == '1' and tonumber(redis.call('HGET', KEYS[1], 'applied') or '0') < tonumber(s) then
+  return false
+end
+local entry = redis.call('ZRANGEBYSCORE', KEYS[3], s, s)[1]
 if not entry then
   return {}
 end
 local sender = string.match(entry, '^%d+ (.*)$')
 local out = {}
-for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. s)) do
+for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. s)) do
   if u ~= sender then
     out[#out + 1] = u
   end
@@ -125,17 +129,42 @@ impl UnreadCounts {
         room: &RoomId,
         seq: u64,
     ) -> Result<Vec<String>, QueryError> {
+        Ok(self.missing(room, seq, false).await?.unwrap_or_default())
+    }
+
+    /// Who has not read message `seq` of `room`, sorted, once the worker has applied it (its
+    /// unread set is final then); `None` while it has not.
+    pub async fn readers_missing_once_applied(
+        &self,
+        room: &RoomId,
+        seq: u64,
+    ) -> Result<Option<Vec<String>>, QueryError> {
+        self.missing(room, seq, true).await
+    }
+
+    /// The unread set of message `seq`, sorted; `None` if `once_applied` and the worker has not
+    /// applied it yet.
+    async fn missing(
+        &self,
+        room: &RoomId,
+        seq: u64,
+        once_applied: bool,
+    ) -> Result<Option<Vec<String>>, QueryError> {
         let keys = self.keys.room(room);
-        let mut users: Vec<String> = self
+        let users: Option<Vec<String>> = self
             .scripts
             .missing
+            .key(&keys.room)
             .key(&keys.positions)
             .key(&keys.unread)
             .arg(seq)
+            .arg(u8::from(once_applied))
             .invoke_async(&mut self.redis.clone())
             .await?;
-        users.sort();
-        Ok(users)
+        Ok(users.map(|mut users| {
+            users.sort();
+            users
+        }))
     }
 
     /// `user`'s unread count in each of `rooms` (rooms without unread messages are absent),
@@ -205,16 +234,5 @@ impl UnreadCounts {
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(any == 1)
-    }
-
-    /// The last sequence of `room` the worker applied: a message's unread set is final once
-    /// this reaches it.
-    pub async fn applied(&self, room: &RoomId) -> Result<u64, QueryError> {
-        let applied: Option<u64> = redis::cmd("HGET")
-            .arg(self.keys.room(room).room)
-            .arg("applied")
-            .query_async(&mut self.redis.clone())
-            .await?;
-        Ok(applied.unwrap_or(0))
     }
 }
