@@ -13,10 +13,6 @@ use receipts::{QueryError, UnreadCounts};
 use crate::directory::{Directory, DirectoryError};
 use crate::fcm::Notice;
 
-/// How long the notifier waits before it first asks for a CHAT's unread set: longer than the
-/// receipts worker takes to apply an event under load, so one question usually suffices.
-const FIRST_PAUSE: Duration = Duration::from_millis(10);
-
 /// Who gets a push and what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Audience {
@@ -111,10 +107,9 @@ fn others(users: &[UserId], actor: &str) -> Vec<String> {
         .collect()
 }
 
-/// The unread set of message `seq` once the receipts worker applied it (it is final then),
-/// asked again with growing pauses until `within` has passed. The worker and the notifier
-/// receive the event together, so the first pause comes before the first question: most CHATs
-/// then cost one round trip to Redis.
+/// The unread set of message `seq` once the receipts worker applied it (it is final then):
+/// asked at once, which usually finds it applied (the worker is quicker than the notifier's
+/// own work on the event), then again with growing pauses until `within` has passed.
 async fn unread_set(
     unread: &UnreadCounts,
     envelope: &Envelope,
@@ -122,18 +117,19 @@ async fn unread_set(
     within: Duration,
 ) -> Result<Vec<String>, AudienceError> {
     let deadline = tokio::time::Instant::now() + within;
-    let mut pause = FIRST_PAUSE;
+    let mut pause = Duration::from_millis(5);
     loop {
-        tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + pause)).await;
         if let Some(users) = unread
             .readers_missing_once_applied(&envelope.room_id, seq)
             .await?
         {
             return Ok(users);
         }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Err(AudienceError::NotApplied(seq));
         }
+        tokio::time::sleep_until(deadline.min(now + pause)).await;
         pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
