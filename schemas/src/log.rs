@@ -31,6 +31,11 @@ impl EventLog {
     /// Header of a LEAVE view event: who left (their subscriptions end with it).
     pub const LEAVER_HEADER: &'static str = "Chat-Leaver";
 
+    /// Header of a view event, only while the receipts worker's `hop_timing` is on: when the
+    /// event was stored, read, applied and published, in microseconds since the Unix epoch,
+    /// space-separated. For `bench load`, which times each hop of a CHAT with it.
+    pub const HOP_TIMES_HEADER: &'static str = "Chat-Hop-Times";
+
     /// Header of a feed event (`chat.user.{userId}`): its `messageId`.
     pub const MESSAGE_ID_HEADER: &'static str = "Chat-Message-Id";
 

@@ -128,7 +128,12 @@ impl TestApp {
     /// Starts the receipts worker on this environment in the background (it runs from the
     /// start unless [`TestApp::stop_receipts`] stopped it).
     pub fn start_receipts(&mut self) {
-        let settings = self.receipts_settings();
+        self.start_receipts_with(self.receipts_settings());
+    }
+
+    /// Starts the receipts worker with `settings` (from [`TestApp::receipts_settings`], changed
+    /// by the test) in the background.
+    pub fn start_receipts_with(&mut self, settings: receipts::Settings) {
         self.receipts = Some(spawn_stoppable("receipts", |stopped| {
             receipts::run(settings, stopped)
         }));

@@ -425,3 +425,80 @@ async fn counts_match_the_per_message_truth_after_random_steps() {
         );
     }
 }
+
+/// The next view of `views` that is the CHAT saying `content`, within 10 s.
+async fn chat_view(views: &mut async_nats::Subscriber, content: &str) -> async_nats::Message {
+    use futures::StreamExt;
+
+    loop {
+        let view = tokio::time::timeout(Duration::from_secs(10), views.next())
+            .await
+            .expect("a room view in time")
+            .expect("the subscription lives");
+        let body: Value = serde_json::from_slice(&view.payload).expect("JSON view");
+        if body["content"] == content {
+            return view;
+        }
+    }
+}
+
+/// With `hop_timing` on, a room view carries when its event was stored, read, applied and
+/// published, in that order (what `scripts/bench` times each hop with); off, it carries none.
+#[tokio::test]
+async fn room_views_carry_hop_times_only_with_hop_timing() {
+    let mut app = TestApp::start().await;
+    let room = app.group("alice", &["bob"]).await;
+    let room_id: chat_schemas::RoomId = room.parse().expect("room id");
+    let mut views = app
+        .env
+        .nats
+        .subscribe(app.env.log.view_room_subject(&room_id))
+        .await
+        .expect("subscribe to the room views");
+    app.env.nats.flush().await.expect("flush");
+    let hop_times = |view: &async_nats::Message| {
+        view.headers
+            .as_ref()
+            .and_then(|h| h.get(chat_schemas::EventLog::HOP_TIMES_HEADER))
+            .map(|v| v.as_str().to_owned())
+    };
+
+    app.post(
+        "alice",
+        &format!("/api/rooms/{room}/messages"),
+        json!({"content": "off"}),
+    )
+    .await;
+    let view = chat_view(&mut views, "off").await;
+    assert_eq!(hop_times(&view), None, "off by default");
+
+    app.stop_receipts().await;
+    let mut settings = app.receipts_settings();
+    settings.receipts.hop_timing = true;
+    app.start_receipts_with(settings);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_micros();
+    app.post(
+        "alice",
+        &format!("/api/rooms/{room}/messages"),
+        json!({"content": "on"}),
+    )
+    .await;
+    let view = chat_view(&mut views, "on").await;
+    let times: Vec<u128> = hop_times(&view)
+        .expect("Chat-Hop-Times on")
+        .split(' ')
+        .map(|t| t.parse().expect("microseconds"))
+        .collect();
+    assert_eq!(times.len(), 4, "{times:?}");
+    assert!(
+        times[0] >= before - 1_000_000,
+        "stored after the send: {times:?}"
+    );
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1] + 1_000),
+        "stored, read, applied, published in order: {times:?}"
+    );
+}

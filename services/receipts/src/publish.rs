@@ -20,7 +20,8 @@ pub struct Publication {
     pub body: Bytes,
 }
 
-/// Everything to publish for `event` after applying it gave `outcome`.
+/// Everything to publish for `event` after applying it gave `outcome`: the room view first,
+/// then the feed entries.
 pub fn publications(log: &EventLog, event: &LoggedEvent, outcome: &Outcome) -> Vec<Publication> {
     let envelope = &event.envelope;
     let room = &envelope.room_id;

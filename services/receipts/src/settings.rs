@@ -57,6 +57,10 @@ pub struct ReceiptsSettings {
     /// process aborts before publishing, as a crash at that point would. Only for the fault
     /// tests; never set it in a deployment.
     pub test_crash_after_apply: u64,
+    /// Adds the `Chat-Hop-Times` header to room views (when each event was stored, read,
+    /// applied and published), for the benchmark's per-hop timing. Off in deployments: it
+    /// costs a clock read per stage and a header per view.
+    pub hop_timing: bool,
 }
 
 impl Default for ReceiptsSettings {
@@ -72,6 +76,7 @@ impl Default for ReceiptsSettings {
             health_listen: "127.0.0.1:9182".to_owned(),
             standby_poll_ms: 250,
             test_crash_after_apply: 0,
+            hop_timing: false,
         }
     }
 }

@@ -371,6 +371,8 @@ impl Applier {
                 events,
                 ackers,
                 seqs,
+                stored_us,
+                read_us,
             } = match self.fetch(&mut reader).await {
                 Ok(batch) => batch,
                 Err(error) => {
@@ -425,7 +427,12 @@ impl Applier {
                 );
                 std::process::abort();
             }
-            self.publish(&events, &outcomes).await;
+            let hops = self.config.hop_timing.then(|| HopTimes {
+                stored_us,
+                read_us,
+                applied_us: now_us(),
+            });
+            self.publish(&events, &outcomes, hops.as_ref()).await;
             let marked = loop {
                 let result = self
                     .state
@@ -447,13 +454,26 @@ impl Applier {
         End::Halted
     }
 
-    /// Publishes what clients must hear, in log order, and flushes.
-    async fn publish(&self, events: &[LoggedEvent], outcomes: &[crate::state::Outcome]) {
-        for (event, outcome) in events.iter().zip(outcomes) {
+    /// Publishes what clients must hear, in log order, and flushes; with `hops`, each room
+    /// view carries when its event passed each stage.
+    async fn publish(
+        &self,
+        events: &[LoggedEvent],
+        outcomes: &[crate::state::Outcome],
+        hops: Option<&HopTimes>,
+    ) {
+        for (i, (event, outcome)) in events.iter().zip(outcomes).enumerate() {
             if event.seq <= self.silent_until {
                 continue;
             }
-            for publication in publications(&self.log, event, outcome) {
+            let mut all = publications(&self.log, event, outcome);
+            if let (Some(hops), Some(view)) = (hops, all.first_mut()) {
+                let stored = hops.stored_us.get(i).copied().unwrap_or_default();
+                let times = format!("{stored} {} {} {}", hops.read_us, hops.applied_us, now_us());
+                view.headers
+                    .insert(EventLog::HOP_TIMES_HEADER, times.as_str());
+            }
+            for publication in all {
                 if let Err(error) = self
                     .nats
                     .publish_with_headers(
@@ -477,9 +497,16 @@ impl Applier {
         let messages = reader
             .next_batch(self.config.fetch_wait(), self.config.batch_size)
             .await?;
-        let mut batch = Batch::default();
+        let mut batch = Batch {
+            read_us: now_us(),
+            ..Batch::default()
+        };
         for message in messages {
-            let seq = message.info().map(|info| info.stream_sequence).ok();
+            let info = message.info().ok();
+            let seq = info.as_ref().map(|info| info.stream_sequence);
+            let stored_us = info.map_or(0, |info| {
+                u64::try_from(info.published.unix_timestamp_nanos() / 1000).unwrap_or_default()
+            });
             let (message, acker) = message.split();
             batch.ackers.push(acker);
             let Some(seq) = seq else { continue };
@@ -490,6 +517,7 @@ impl Applier {
                         == self.config.partition =>
                 {
                     batch.events.push(LoggedEvent { seq, envelope });
+                    batch.stored_us.push(stored_us);
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, seq, "undecodable event skipped"),
@@ -508,6 +536,30 @@ struct Batch {
     ackers: Vec<Acker>,
     /// The stream sequence of every fetched message, in delivery order.
     seqs: Vec<u64>,
+    /// When JetStream stored each of `events`, in microseconds since the Unix epoch.
+    stored_us: Vec<u64>,
+    /// When the batch was read, likewise.
+    read_us: u64,
+}
+
+/// When a batch's events passed each stage before publishing, for the `Chat-Hop-Times`
+/// header of their room views (`hop_timing`).
+struct HopTimes {
+    /// Stored by JetStream, per event.
+    stored_us: Vec<u64>,
+    /// Read by this worker.
+    read_us: u64,
+    /// Applied to Redis.
+    applied_us: u64,
+}
+
+/// Microseconds since the Unix epoch, the unit of `Chat-Hop-Times`.
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 /// What to do after a read-state call: `Break(Some)` on success, `Continue` to call again

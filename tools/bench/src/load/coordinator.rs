@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
+use super::hops::{Hops, Observer};
 use super::options::{Mode, Options};
 use super::setup;
 use super::wire::{Clock, ErrorTally, Go, Plan, Ready, Report, Target};
@@ -197,6 +198,8 @@ struct PhaseResult {
     connect_cpu: Option<f64>,
     /// CPU seconds per process (group) during the measured window.
     cpu: Vec<(String, f64)>,
+    /// Where the time of the edge phase's CHATs went, with `--hop-subject`.
+    hops: Option<Hops>,
 }
 
 /// Opens the connections in worker processes, runs the load, gathers the reports.
@@ -268,6 +271,10 @@ async fn run_phase(
         payload_bytes: o.payload,
         client_message_id: o.client_message_id,
     };
+    let observer = match (&o.hop_subject, name == EDGE_PHASE) {
+        (Some(subject), true) => Some(Observer::start(&o.nats_url, subject, *clock, go).await?),
+        _ => None,
+    };
     for worker in &mut procs {
         worker.send(&go).await?;
     }
@@ -288,6 +295,10 @@ async fn run_phase(
 
     let report_limit = Duration::from_millis(go.drain_ms) + Duration::from_secs(60);
     let (report, [latencies, others, own]) = gather_reports(&mut procs, report_limit).await?;
+    let hops = match observer {
+        Some(observer) => Some(observer.finish().await?),
+        None => None,
+    };
     for mut worker in procs {
         drop(worker.stdin);
         if timeout(Duration::from_secs(30), worker.child.wait())
@@ -316,6 +327,7 @@ async fn run_phase(
         loadgen_rss,
         connect_cpu,
         cpu,
+        hops,
     })
 }
 
@@ -514,6 +526,9 @@ impl PhaseResult {
                 format_us(l.quantile(0.999)),
                 format_us(l.max())
             );
+        }
+        if let Some(hops) = &self.hops {
+            hops.print();
         }
         let cpu: Vec<String> = self
             .cpu

@@ -4,6 +4,7 @@
 
 pub mod coordinator;
 pub mod edge_load;
+mod hops;
 mod options;
 mod raw_load;
 mod schedule;

@@ -29,6 +29,8 @@ usage: bench load --url http://127.0.0.1:PORT [options]
   --edge-pid PID          the edge, for its memory and CPU time
   --nats-pid PID          the NATS server, for the raw baseline's memory and CPU time
   --watch NAME=PID,...    more processes whose CPU time to report
+  --hop-subject SUBJECT   room views to time each hop of a CHAT from (their
+                          Chat-Hop-Times header; receipts' hop_timing on)
 The token secret comes from CHAT_JWT_SECRET, as for the edge.";
 
 /// What to measure.
@@ -85,6 +87,8 @@ pub struct Options {
     pub nats_pid: Option<u32>,
     /// More processes to report CPU time of.
     pub watch: Vec<(String, u32)>,
+    /// Room views (on `nats_url`) whose `Chat-Hop-Times` time each hop of a CHAT.
+    pub hop_subject: Option<String>,
     /// HS256 token secret.
     pub secret: String,
 }
@@ -112,6 +116,7 @@ impl Default for Options {
             edge_pid: None,
             nats_pid: None,
             watch: Vec::new(),
+            hop_subject: None,
             secret: std::env::var("CHAT_JWT_SECRET")
                 .unwrap_or_else(|_| "dev-only-secret-change-me".into()),
         }
@@ -157,6 +162,7 @@ impl Options {
                 "--send-limit" => o.send_limit = parsed(flag, value)?,
                 "--edge-pid" => o.edge_pid = Some(parsed(flag, value)?),
                 "--nats-pid" => o.nats_pid = Some(parsed(flag, value)?),
+                "--hop-subject" => o.hop_subject = Some(value.clone()),
                 "--watch" => {
                     for pair in value.split(',').filter(|p| !p.is_empty()) {
                         let (name, pid) = pair
