@@ -42,6 +42,9 @@ pub struct Pull {
     /// How many events one pull request asks for: the consumer's `max_ack_pending`, so that
     /// the server can hand out as many as it will ever have unacked.
     request_size: usize,
+    /// How long a batch waits for more events after its first (zero: takes only those that
+    /// already arrived).
+    linger: Duration,
     messages: Option<Messages>,
 }
 
@@ -52,12 +55,21 @@ impl Pull {
         Self {
             consumer,
             request_size: request_size.max(1),
+            linger: Duration::ZERO,
             messages: None,
         }
     }
 
-    /// Waits up to `wait` for an event, then takes, without waiting, those that arrived behind
-    /// it, up to `max` in all. An empty batch means the log was idle for `wait`.
+    /// Lets each batch wait up to `linger` after its first event for more, up to its limit:
+    /// fewer, larger batches for a consumer whose cost is per batch more than per event.
+    pub fn with_linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+
+    /// Waits up to `wait` for an event, then takes those that arrived behind it, or arrive
+    /// within the linger ([`Pull::with_linger`]), up to `max` in all. An empty batch means the
+    /// log was idle for `wait`.
     ///
     /// An error mid-batch ends the batch with what arrived before it (an error is returned
     /// only when nothing did), and the next call opens a new pull. Events the old one had
@@ -85,6 +97,7 @@ impl Pull {
             Err(_idle) => return Ok(batch),
             Ok(first) => first,
         };
+        let until = tokio::time::Instant::now() + self.linger;
         let mut next = first;
         loop {
             match next {
@@ -105,10 +118,16 @@ impl Pull {
             if batch.len() >= max {
                 return Ok(batch);
             }
-            match messages.next().now_or_never() {
-                Some(arrived) => next = arrived,
+            next = match messages.next().now_or_never() {
+                Some(arrived) => arrived,
+                None if tokio::time::Instant::now() < until => {
+                    match tokio::time::timeout_at(until, messages.next()).await {
+                        Ok(arrived) => arrived,
+                        Err(_lingered) => return Ok(batch),
+                    }
+                }
                 None => return Ok(batch),
-            }
+            };
         }
     }
 }

@@ -210,3 +210,74 @@ async fn redis_keys_live_under_the_test_prefix() {
     assert_eq!(count, 2);
     assert!(key.starts_with(&env.id));
 }
+
+/// A pull with a linger gathers the events that arrive within it into one batch; without one,
+/// a batch is only what had already arrived.
+#[tokio::test]
+async fn a_lingering_pull_gathers_events_that_arrive_within_the_linger() {
+    use std::time::Duration;
+
+    use chat_platform::pull::Pull;
+
+    let env = TestEnv::new().await;
+    let stream = env
+        .jetstream
+        .get_stream(env.log.stream_name())
+        .await
+        .expect("stream exists");
+    let consumer_of = |room: RoomId, name: &'static str| {
+        let stream = &stream;
+        let subject = env.log.room_subject(&room);
+        async move {
+            stream
+                .create_consumer(consumer::pull::Config {
+                    durable_name: Some(name.into()),
+                    filter_subject: subject,
+                    ack_policy: consumer::AckPolicy::None,
+                    ..Default::default()
+                })
+                .await
+                .expect("consumer")
+        }
+    };
+    // Two events of `room`, 100 ms apart.
+    let spaced = |room: RoomId, first: &'static str, second: &'static str| {
+        let env = &env;
+        async move {
+            publish(env, &chat(room, first)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            publish(env, &chat(room, second)).await;
+        }
+    };
+    let contents = |batch: Vec<jetstream::Message>| -> Vec<String> {
+        batch
+            .iter()
+            .map(|m| match decode(&m.payload).expect("decodes").event {
+                ChatEvent::Chat { content, .. } => content,
+                other => panic!("not a CHAT: {other:?}"),
+            })
+            .collect()
+    };
+    let wait = Duration::from_secs(5);
+
+    let room = RoomId::random();
+    let mut eager = Pull::new(consumer_of(room, "eager").await, 16);
+    let (batch, ()) = tokio::join!(eager.next_batch(wait, 16), spaced(room, "a", "b"));
+    assert_eq!(
+        contents(batch.expect("batch")),
+        ["a"],
+        "only what had arrived"
+    );
+    let rest = eager.next_batch(wait, 16).await.expect("batch");
+    assert_eq!(contents(rest), ["b"], "the second in the next batch");
+
+    let room = RoomId::random();
+    let mut lingering =
+        Pull::new(consumer_of(room, "lingering").await, 16).with_linger(Duration::from_millis(500));
+    let (batch, ()) = tokio::join!(lingering.next_batch(wait, 16), spaced(room, "c", "d"));
+    assert_eq!(
+        contents(batch.expect("batch")),
+        ["c", "d"],
+        "both within the linger, in log order"
+    );
+}

@@ -234,7 +234,7 @@ impl Term {
                 }
             }
         });
-        let mut reader = Pull::new(consumer, config.batch_size);
+        let mut reader = Pull::new(consumer, config.batch_size).with_linger(config.linger());
         let mut fetch_backoff = Backoff::default();
         while !halt.requested() {
             if !lease.held() {

@@ -42,6 +42,9 @@ pub struct ProjectorSettings {
     pub batch_size: usize,
     /// How long one pull waits for the first event when the log is idle; bounds shutdown delay.
     pub fetch_wait_ms: u64,
+    /// How long a batch waits after its first event for more: fewer, larger Cassandra requests
+    /// for up to this much more read-your-writes latency. 0 takes only what already arrived.
+    pub linger_ms: u64,
     /// Most Cassandra requests in flight at once: groups of writes, and the reads of a batch.
     pub max_in_flight: usize,
     /// Length of a history time bucket (`messages` partition), in seconds.
@@ -66,6 +69,7 @@ impl Default for ProjectorSettings {
             name: "projector".to_owned(),
             batch_size: 256,
             fetch_wait_ms: 100,
+            linger_ms: 0,
             max_in_flight: 64,
             bucket_seconds: 86_400,
             ack_wait_ms: 10_000,
@@ -101,6 +105,7 @@ impl ProjectorSettings {
             "fetch_wait_ms",
             "1 to 30000",
         )?;
+        check(self.linger_ms <= 1_000, "linger_ms", "0 to 1000")?;
         check(
             (1..=4_096).contains(&self.max_in_flight),
             "max_in_flight",
@@ -128,6 +133,11 @@ impl ProjectorSettings {
             "health_listen",
             "empty or host:port",
         )
+    }
+
+    /// [`ProjectorSettings::linger_ms`] as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
     }
 
     /// [`ProjectorSettings::fetch_wait_ms`] as a duration.
@@ -169,6 +179,13 @@ mod tests {
     fn out_of_bounds_values_name_their_key() {
         let invalid = |s: ProjectorSettings| s.validate().map_err(|e| e.key);
         let d = ProjectorSettings::default;
+        assert_eq!(
+            invalid(ProjectorSettings {
+                linger_ms: 1_001,
+                ..d()
+            }),
+            Err("linger_ms")
+        );
         assert_eq!(
             invalid(ProjectorSettings {
                 name: "a.b".into(),
