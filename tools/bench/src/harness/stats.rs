@@ -32,6 +32,18 @@ impl Latencies {
         }
     }
 
+    /// `p50 …  p90 …  p99 …  p99.9 …`, each value right-aligned in 8 characters, for the
+    /// report's latency lines.
+    pub fn percentiles(&self) -> String {
+        format!(
+            "p50 {:>8}  p90 {:>8}  p99 {:>8}  p99.9 {:>8}",
+            format_us(self.quantile(0.5)),
+            format_us(self.quantile(0.9)),
+            format_us(self.quantile(0.99)),
+            format_us(self.quantile(0.999)),
+        )
+    }
+
     /// The largest latency recorded.
     pub fn max(&self) -> u64 {
         self.0.max()

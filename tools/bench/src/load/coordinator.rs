@@ -519,11 +519,8 @@ impl PhaseResult {
             ("back to sender", &self.own),
         ] {
             println!(
-                "   latency, {label:<15} p50 {:>8}  p90 {:>8}  p99 {:>8}  p99.9 {:>8}  max {:>8}",
-                format_us(l.quantile(0.5)),
-                format_us(l.quantile(0.9)),
-                format_us(l.quantile(0.99)),
-                format_us(l.quantile(0.999)),
+                "   latency, {label:<15} {}  max {:>8}",
+                l.percentiles(),
                 format_us(l.max())
             );
         }

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use tokio::task::JoinHandle;
 
 use super::wire::{stamp, Clock, Go};
-use crate::harness::stats::{format_us, Latencies};
+use crate::harness::stats::Latencies;
 
 /// The hops, in order, as printed.
 const HOPS: [&str; 6] = [
@@ -68,13 +68,7 @@ impl Hops {
             "   where a CHAT's time goes (room views watched on NATS, receipts' Chat-Hop-Times):"
         );
         for (name, hop) in HOPS.iter().zip(&self.hops) {
-            println!(
-                "     {name:<22} p50 {:>8}  p90 {:>8}  p99 {:>8}  p99.9 {:>8}",
-                format_us(hop.quantile(0.5)),
-                format_us(hop.quantile(0.9)),
-                format_us(hop.quantile(0.99)),
-                format_us(hop.quantile(0.999)),
-            );
+            println!("     {name:<22} {}", hop.percentiles());
         }
         if self.unstamped > 0 {
             println!(
