@@ -250,6 +250,8 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
         &app.env,
         &[
             ("CHAT_RECEIPTS__FETCH_WAIT_MS", "50"),
+            // The pull hands over what has arrived; the linger makes the batch all of it.
+            ("CHAT_RECEIPTS__LINGER_MS", "500"),
             ("CHAT_RECEIPTS__TEST_CRASH_AFTER_APPLY", crash.as_str()),
         ],
     );

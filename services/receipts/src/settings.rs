@@ -39,6 +39,9 @@ pub struct ReceiptsSettings {
     pub batch_size: usize,
     /// How long one pull waits for the first event when the log is idle.
     pub fetch_wait_ms: u64,
+    /// How long a batch waits after its first event for more: fewer, larger Redis round
+    /// trips for up to this much more live latency. 0 takes only what already arrived.
+    pub linger_ms: u64,
     /// How long JetStream waits for an ack before redelivering.
     pub ack_wait_ms: u64,
     /// How often edges' heartbeats are checked; an edge whose heartbeat expired is dead and
@@ -70,6 +73,7 @@ impl Default for ReceiptsSettings {
             partition: 0,
             batch_size: 256,
             fetch_wait_ms: 200,
+            linger_ms: 0,
             ack_wait_ms: 10_000,
             reap_interval_ms: 5_000,
             lease_ms: 3_000,
@@ -108,6 +112,7 @@ impl ReceiptsSettings {
             "fetch_wait_ms",
             "1 to 30000",
         )?;
+        check(self.linger_ms <= 1_000, "linger_ms", "0 to 1000")?;
         check(
             (1_000..=600_000).contains(&self.ack_wait_ms),
             "ack_wait_ms",
@@ -138,6 +143,11 @@ impl ReceiptsSettings {
     /// The durable consumer of this worker's partition, e.g. `receipts-0-of-1`.
     pub fn consumer(&self) -> String {
         consumer_name(self.partition, self.partitions)
+    }
+
+    /// [`ReceiptsSettings::linger_ms`] as a duration.
+    pub fn linger(&self) -> Duration {
+        Duration::from_millis(self.linger_ms)
     }
 
     /// [`ReceiptsSettings::fetch_wait_ms`] as a duration.

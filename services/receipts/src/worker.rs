@@ -364,7 +364,8 @@ impl Applier {
         fence: &Fence,
     ) -> End {
         let consumer_name = self.config.consumer();
-        let mut reader = Pull::new(consumer, self.config.batch_size);
+        let mut reader =
+            Pull::new(consumer, self.config.batch_size).with_linger(self.config.linger());
         let mut backoff = Backoff::default();
         while !stop.is_cancelled() && !lost.is_cancelled() {
             let Batch {
