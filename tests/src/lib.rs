@@ -9,6 +9,7 @@ mod app;
 pub mod health;
 mod process;
 pub mod push;
+pub mod python;
 pub mod redis_cluster;
 pub mod stomp;
 
