@@ -46,7 +46,8 @@ pub fn validate_keyspace(name: &str) -> Result<(), InvalidKeyspace> {
     }
 }
 
-/// The statements that create `keyspace` and all its tables; each is safe to run again.
+/// The statements that create `keyspace` and all its tables, and add the columns a table made
+/// by an earlier release lacks; each is safe to run again.
 ///
 /// The keyspace keeps `replication_factor` copies of every row in `datacenter`
 /// (`NetworkTopologyStrategy`, which, unlike `SimpleStrategy`, places them on distinct racks and
@@ -65,6 +66,9 @@ pub fn schema(
          {{'class': 'NetworkTopologyStrategy', '{datacenter}': {replication_factor}}}"
     )];
     statements.extend(TABLES.iter().map(|t| t.replace("{ks}", keyspace)));
+    statements.extend(ADDED_COLUMNS.iter().map(|(table, column, kind)| {
+        format!("ALTER TABLE {keyspace}.{table} ADD IF NOT EXISTS {column} {kind}")
+    }));
     Ok(statements)
 }
 
@@ -95,7 +99,10 @@ const TABLES: &[&str] = &[
         PRIMARY KEY (user_id, room_id)
     )",
     // Messages and system entries, one partition per room and time bucket, newest first, so a
-    // history page is one partition read. `user_ids` is frozen (one cell): the elements of a
+    // history page is one partition read. A reply keeps its quote (`reply_*`, as sent); an edit
+    // replaces `content` and sets `edited_at`; `reactions` maps "{userId} {emoji}" to the
+    // sequence of the REACTION that added it, one cell per pair, so adding and taking back are
+    // ordered by their write timestamps like every other cell. `user_ids` is frozen (one cell): the elements of a
     // non-frozen list are keyed by write-time UUIDs, so writing a row again would repeat them,
     // and the projector re-applies events.
     "CREATE TABLE IF NOT EXISTS {ks}.messages (
@@ -109,6 +116,12 @@ const TABLES: &[&str] = &[
         deleted boolean,
         sent_at timestamp,
         client_message_id text,
+        reply_to_id bigint,
+        reply_sender_id text,
+        reply_content text,
+        mentions frozen<list<text>>,
+        edited_at timestamp,
+        reactions map<text, bigint>,
         PRIMARY KEY ((room_id, bucket), message_id)
     ) WITH CLUSTERING ORDER BY (message_id DESC)",
     // Which buckets a room has, keyed by the first message id in each: finds the bucket of any
@@ -154,6 +167,17 @@ const TABLES: &[&str] = &[
         muted boolean,
         PRIMARY KEY (user_id, room_id)
     )",
+];
+
+/// Columns added to tables after their first release, as `(table, column, type)`: a keyspace
+/// created before them gets them from [`schema`] too (`ALTER TABLE ... ADD IF NOT EXISTS`).
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
+    ("messages", "reply_to_id", "bigint"),
+    ("messages", "reply_sender_id", "text"),
+    ("messages", "reply_content", "text"),
+    ("messages", "mentions", "frozen<list<text>>"),
+    ("messages", "edited_at", "timestamp"),
+    ("messages", "reactions", "map<text, bigint>"),
 ];
 
 #[cfg(test)]

@@ -75,7 +75,34 @@ impl Envelope {
     }
 }
 
-/// Everything that can happen in a room: its lifecycle and the six client-visible types.
+/// A CHAT quoted by a reply: taken when the reply is sent, so every reader of the log shows the
+/// same quote without looking the message up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quote {
+    /// The CHAT answered.
+    pub message_id: MessageId,
+    /// Who wrote it.
+    pub sender_id: UserId,
+    /// Its content then, cut to [`Quote::MAX_CHARS`] characters.
+    pub content: String,
+}
+
+impl Quote {
+    /// How much of the quoted content a reply carries, in characters.
+    pub const MAX_CHARS: usize = 100;
+
+    /// A quote of `content` (cut to [`Quote::MAX_CHARS`] characters) by `sender_id`.
+    pub fn new(message_id: MessageId, sender_id: UserId, content: &str) -> Self {
+        Self {
+            message_id,
+            sender_id,
+            content: content.chars().take(Self::MAX_CHARS).collect(),
+        }
+    }
+}
+
+/// Everything that can happen in a room: its lifecycle, the six client-visible types of the
+/// original design, and reactions and edits.
 ///
 /// Encoded with the variant name in a `type` field and named fields, so adding a field with a
 /// default, or a new variant, never breaks an older reader: unknown fields are ignored and unknown
@@ -100,6 +127,13 @@ pub enum ChatEvent {
         /// The sender's own id for the message, which makes resending it idempotent.
         #[serde(default)]
         client_message_id: Option<String>,
+        /// The CHAT of the same room this one answers, as it was when the reply was sent.
+        #[serde(default)]
+        reply_to: Option<Quote>,
+        /// Members the sender mentioned, distinct: each gets a push even in a muted room, and
+        /// counts it in their `mentionCount` until they read it.
+        #[serde(default)]
+        mentions: Vec<UserId>,
     },
     /// A user opened the room screen on an edge (a room subscription there): written by that
     /// edge so that presence takes its place in the room's order. The receipts worker turns the
@@ -145,6 +179,26 @@ pub enum ChatEvent {
         /// The deleted messages.
         message_ids: Vec<MessageId>,
     },
+    /// A member added or removed their reaction (one emoji) to a CHAT (REACTION). Changes no
+    /// unread count and sends no push.
+    Reaction {
+        /// The CHAT reacted to.
+        target_id: MessageId,
+        /// Who reacted; the same as the envelope's actor.
+        user_id: UserId,
+        /// One grapheme cluster, at most 16 bytes URL-encoded.
+        emoji: String,
+        /// Added (`true`) or taken back (`false`).
+        added: bool,
+    },
+    /// The sender changed a CHAT's content (EDIT); its time is the envelope's `at`. Changes no
+    /// unread count and sends no push.
+    Edit {
+        /// The CHAT edited.
+        target_id: MessageId,
+        /// Its new content.
+        content: String,
+    },
     /// A type written by a newer schema that this build does not know; consumers skip it.
     #[serde(other)]
     Unknown,
@@ -161,6 +215,8 @@ impl ChatEvent {
             Self::Invite { .. } => "INVITE",
             Self::Leave { .. } => "LEAVE",
             Self::Delete { .. } => "DELETE",
+            Self::Reaction { .. } => "REACTION",
+            Self::Edit { .. } => "EDIT",
             Self::Unknown => "UNKNOWN",
         }
     }

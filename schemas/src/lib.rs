@@ -13,6 +13,6 @@ mod log;
 pub mod view;
 
 pub use codec::{decode, encode, DecodeError, EncodeError};
-pub use event::{ChatEvent, Envelope, RoomKind, Timestamp, SCHEMA_VERSION};
+pub use event::{ChatEvent, Envelope, Quote, RoomKind, Timestamp, SCHEMA_VERSION};
 pub use ids::{IdError, MessageId, RoomId, UserId};
 pub use log::EventLog;

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::event::{ChatEvent, Envelope};
+use crate::event::{ChatEvent, Envelope, Quote};
 use crate::ids::{MessageId, RoomId, UserId};
 
 /// The client-visible JSON of a stored event, or `None` for events clients never see as such
@@ -21,20 +21,49 @@ pub fn client_json(seq: u64, envelope: &Envelope) -> Option<Value> {
         ChatEvent::Chat {
             content,
             client_message_id,
+            reply_to,
+            mentions,
         } => {
-            let mut chat = json!({
-                "type": "CHAT",
-                "roomId": room_id,
-                "messageId": message_id,
-                "senderId": actor,
-                "content": content,
-                "sentAt": rfc3339_millis(envelope.at.millis()),
-            });
-            if let (Some(id), Some(map)) = (client_message_id, chat.as_object_mut()) {
-                map.insert("clientMessageId".into(), id.clone().into());
+            let mut chat = serde_json::Map::new();
+            chat.insert("type".into(), "CHAT".into());
+            chat.insert("roomId".into(), room_id.into());
+            chat.insert("messageId".into(), message_id.into());
+            chat.insert("senderId".into(), actor.into());
+            chat.insert("content".into(), content.as_str().into());
+            chat.insert("sentAt".into(), rfc3339_millis(envelope.at.millis()).into());
+            if let Some(id) = client_message_id {
+                chat.insert("clientMessageId".into(), id.as_str().into());
             }
-            chat
+            if let Some(quote) = reply_to {
+                chat.insert("replyTo".into(), quote_json(quote));
+            }
+            if !mentions.is_empty() {
+                chat.insert("mentions".into(), json!(mentions));
+            }
+            Value::Object(chat)
         }
+        ChatEvent::Reaction {
+            target_id,
+            user_id,
+            emoji,
+            added,
+        } => json!({
+            "type": "REACTION",
+            "roomId": room_id,
+            "messageId": message_id,
+            "targetId": target_id.to_string(),
+            "userId": user_id,
+            "emoji": emoji,
+            "added": added,
+        }),
+        ChatEvent::Edit { target_id, content } => json!({
+            "type": "EDIT",
+            "roomId": room_id,
+            "messageId": message_id,
+            "targetId": target_id.to_string(),
+            "content": content,
+            "editedAt": rfc3339_millis(envelope.at.millis()),
+        }),
         ChatEvent::RoomCreated { members, .. } => {
             let invited: Vec<&str> = members
                 .iter()
@@ -56,6 +85,16 @@ pub fn client_json(seq: u64, envelope: &Envelope) -> Option<Value> {
         ChatEvent::Info { .. } | ChatEvent::Out { .. } | ChatEvent::Unknown => return None,
     };
     Some(value)
+}
+
+/// A reply's `replyTo` as clients see it while the quoted CHAT exists; history shows
+/// `"deleted": true` instead of `content` once it is deleted.
+pub fn quote_json(quote: &Quote) -> Value {
+    json!({
+        "messageId": quote.message_id.to_string(),
+        "senderId": quote.sender_id,
+        "content": quote.content,
+    })
 }
 
 fn invite(room_id: &str, message_id: &str, inviter: &str, invited: &[&str]) -> Value {
@@ -127,6 +166,8 @@ mod tests {
             ChatEvent::Chat {
                 content: "hi".into(),
                 client_message_id: None,
+                reply_to: None,
+                mentions: Vec::new(),
             },
         );
         let body = client_json(7, &chat).expect("visible");
@@ -180,5 +221,62 @@ mod tests {
             Value::Null
         );
         assert_eq!(out_json(&room, &user("bob"))["type"], "OUT");
+    }
+
+    #[test]
+    fn replies_mentions_reactions_and_edits_have_the_documented_shapes() {
+        let room = RoomId::random();
+        let id = |n| MessageId::from_sequence(n).expect("id");
+        let reply = Envelope::new(
+            room,
+            user("bob"),
+            ChatEvent::Chat {
+                content: "네!".into(),
+                client_message_id: None,
+                reply_to: Some(Quote::new(id(7), user("alice"), &"가".repeat(150))),
+                mentions: vec![user("alice")],
+            },
+        );
+        let body = client_json(8, &reply).expect("visible");
+        assert_eq!(body["replyTo"]["messageId"], "7");
+        assert_eq!(body["replyTo"]["senderId"], "alice");
+        assert_eq!(
+            body["replyTo"]["content"]
+                .as_str()
+                .map(|c| c.chars().count()),
+            Some(Quote::MAX_CHARS)
+        );
+        assert_eq!(body["mentions"], json!(["alice"]));
+
+        let reaction = Envelope::new(
+            room,
+            user("bob"),
+            ChatEvent::Reaction {
+                target_id: id(7),
+                user_id: user("bob"),
+                emoji: "👍".into(),
+                added: true,
+            },
+        );
+        assert_eq!(
+            client_json(9, &reaction).expect("visible"),
+            json!({"type": "REACTION", "roomId": room.to_string(), "messageId": "9",
+                   "targetId": "7", "userId": "bob", "emoji": "👍", "added": true})
+        );
+
+        let mut edit = Envelope::new(
+            room,
+            user("alice"),
+            ChatEvent::Edit {
+                target_id: id(7),
+                content: "고쳤어요".into(),
+            },
+        );
+        edit.at = crate::Timestamp(1_764_081_350_123);
+        assert_eq!(
+            client_json(10, &edit).expect("visible"),
+            json!({"type": "EDIT", "roomId": room.to_string(), "messageId": "10",
+                   "targetId": "7", "content": "고쳤어요", "editedAt": "2025-11-25T14:35:50.123Z"})
+        );
     }
 }

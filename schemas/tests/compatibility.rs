@@ -41,8 +41,8 @@ struct FutureChat {
     kind: &'static str,
     content: String,
     client_message_id: Option<String>,
-    reply_to: u64,
-    mentions: Vec<String>,
+    thread_id: u64,
+    language: &'static str,
 }
 
 fn alice() -> UserId {
@@ -71,7 +71,9 @@ fn an_event_written_by_an_older_shape_still_decodes() {
         decoded.event,
         ChatEvent::Chat {
             content: "hello".into(),
-            client_message_id: None
+            client_message_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
         }
     );
 }
@@ -89,8 +91,8 @@ fn unknown_fields_are_ignored() {
             kind: "CHAT",
             content: "hi".into(),
             client_message_id: Some("c-1".into()),
-            reply_to: 7,
-            mentions: vec!["bob".into()],
+            thread_id: 7,
+            language: "ko",
         },
     };
     let bytes = rmp_serde::to_vec_named(&future).expect("encode future shape");
@@ -100,7 +102,9 @@ fn unknown_fields_are_ignored() {
         decoded.event,
         ChatEvent::Chat {
             content: "hi".into(),
-            client_message_id: Some("c-1".into())
+            client_message_id: Some("c-1".into()),
+            reply_to: None,
+            mentions: Vec::new(),
         }
     );
 }
@@ -108,10 +112,10 @@ fn unknown_fields_are_ignored() {
 #[test]
 fn an_unknown_event_type_decodes_as_unknown() {
     #[derive(Serialize)]
-    struct Reaction {
+    struct Poll {
         #[serde(rename = "type")]
         kind: &'static str,
-        emoji: &'static str,
+        question: &'static str,
     }
     #[derive(Serialize)]
     struct Env {
@@ -120,7 +124,7 @@ fn an_unknown_event_type_decodes_as_unknown() {
         room_id: RoomId,
         actor: UserId,
         at: i64,
-        event: Reaction,
+        event: Poll,
     }
     let bytes = rmp_serde::to_vec_named(&Env {
         v: 3,
@@ -128,9 +132,9 @@ fn an_unknown_event_type_decodes_as_unknown() {
         room_id: RoomId::random(),
         actor: alice(),
         at: 1,
-        event: Reaction {
-            kind: "REACTION",
-            emoji: "+1",
+        event: Poll {
+            kind: "POLL",
+            question: "7시?",
         },
     })
     .expect("encode");
@@ -151,6 +155,24 @@ fn every_event_type_round_trips() {
         ChatEvent::Chat {
             content: "안녕".into(),
             client_message_id: Some("c".into()),
+            reply_to: None,
+            mentions: Vec::new(),
+        },
+        ChatEvent::Chat {
+            content: "응".into(),
+            client_message_id: None,
+            reply_to: Some(chat_schemas::Quote::new(message, alice(), "안녕")),
+            mentions: vec![alice()],
+        },
+        ChatEvent::Reaction {
+            target_id: message,
+            user_id: bob.clone(),
+            emoji: "👍".into(),
+            added: true,
+        },
+        ChatEvent::Edit {
+            target_id: message,
+            content: "안녕하세요".into(),
         },
         ChatEvent::Info {
             user_id: bob.clone(),

@@ -4,7 +4,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use chat_schemas::{encode, ChatEvent, Envelope, MessageId, RoomId, RoomKind, UserId};
+use chat_schemas::{encode, ChatEvent, Envelope, MessageId, Quote, RoomId, RoomKind, UserId};
 use serde_json::{Map, Value};
 
 /// The schema as committed.
@@ -36,7 +36,9 @@ fn has_samples(event: &ChatEvent) -> bool {
         | ChatEvent::Out { .. }
         | ChatEvent::Invite { .. }
         | ChatEvent::Leave { .. }
-        | ChatEvent::Delete { .. } => true,
+        | ChatEvent::Delete { .. }
+        | ChatEvent::Reaction { .. }
+        | ChatEvent::Edit { .. } => true,
         ChatEvent::Unknown => false,
     }
 }
@@ -59,10 +61,14 @@ fn samples() -> Vec<Envelope> {
         ChatEvent::Chat {
             content: "안녕하세요 👋".into(),
             client_message_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
         },
         ChatEvent::Chat {
             content: "hello".into(),
             client_message_id: Some("c-1".into()),
+            reply_to: None,
+            mentions: Vec::new(),
         },
         ChatEvent::Info {
             user_id: alice.clone(),
@@ -93,6 +99,28 @@ fn samples() -> Vec<Envelope> {
         },
         ChatEvent::Delete {
             message_ids: vec![message(7)],
+        },
+        ChatEvent::Chat {
+            content: "네, 7시에 봬요".into(),
+            client_message_id: Some("c-2".into()),
+            reply_to: Some(Quote::new(message(3), user("bob"), "오늘 저녁 같이 해요")),
+            mentions: vec![user("bob"), user("carol")],
+        },
+        ChatEvent::Reaction {
+            target_id: message(3),
+            user_id: alice.clone(),
+            emoji: "👍🏽".into(),
+            added: true,
+        },
+        ChatEvent::Reaction {
+            target_id: message(3),
+            user_id: alice.clone(),
+            emoji: "❤️".into(),
+            added: false,
+        },
+        ChatEvent::Edit {
+            target_id: message(4),
+            content: "고쳤어요".into(),
         },
     ];
     events

@@ -83,13 +83,15 @@ struct FutureEnvelope {
 struct FutureEvent {
     #[serde(rename = "type")]
     kind: &'static str,
-    emoji: &'static str,
+    question: &'static str,
 }
 
 fn chat(content: &str) -> ChatEvent {
     ChatEvent::Chat {
         content: content.into(),
         client_message_id: None,
+        reply_to: None,
+        mentions: Vec::new(),
     }
 }
 
@@ -125,8 +127,8 @@ async fn the_example_counts_each_minute_exactly_once_and_resumes_after_it() {
         actor: user("erin"),
         at: MINUTE_0 + 7_000,
         event: FutureEvent {
-            kind: "REACTION",
-            emoji: "👍",
+            kind: "POLL",
+            question: "7시 어때요?",
         },
     };
     let future = rmp_serde::to_vec_named(&future).expect("encodes");

@@ -211,6 +211,8 @@ async fn pages_cross_time_buckets() {
             ChatEvent::Chat {
                 content: format!("d{i}"),
                 client_message_id: None,
+                reply_to: None,
+                mentions: Vec::new(),
             },
         );
         envelope.at = Timestamp(start + offset * day);

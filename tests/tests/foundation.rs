@@ -18,6 +18,8 @@ fn chat(room: RoomId, text: &str) -> Envelope {
         ChatEvent::Chat {
             content: text.into(),
             client_message_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
         },
     )
 }

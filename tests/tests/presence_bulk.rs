@@ -141,6 +141,8 @@ async fn twenty_thousand_pairs_leaving_one_edge_at_once_reach_the_log_and_writes
         ChatEvent::Chat {
             content: "while everyone leaves".into(),
             client_message_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
         },
     );
     tokio::time::timeout(WITHIN, writer.append(&chat, "during", None))
@@ -162,6 +164,8 @@ async fn twenty_thousand_pairs_leaving_one_edge_at_once_reach_the_log_and_writes
         ChatEvent::Chat {
             content: "after everyone left".into(),
             client_message_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
         },
     );
     tokio::time::timeout(

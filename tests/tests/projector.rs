@@ -165,6 +165,8 @@ async fn every_event_type_is_projected() {
         ChatEvent::Chat {
             content: "hello".into(),
             client_message_id: Some("bob-1".into()),
+            reply_to: None,
+            mentions: Vec::new(),
         },
     );
     let invite = at(
@@ -337,6 +339,183 @@ async fn every_event_type_is_projected() {
     );
     assert!(buckets(&env, direct).await.is_empty());
     assert_eq!(applied(&env.cassandra, &env.id, "projector").await, s_pair);
+}
+
+/// The reply, mention, edit and reaction columns of one `messages` row.
+type AdditionsRow = (
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<CqlTimestamp>,
+    Option<std::collections::BTreeMap<String, i64>>,
+);
+
+async fn additions(env: &TestEnv, room: RoomId, bucket: i64, message_id: u64) -> AdditionsRow {
+    let bucket = i32::try_from(bucket).expect("bucket fits");
+    env.cassandra
+        .query_unpaged(
+            format!(
+                "SELECT content, reply_to_id, reply_sender_id, reply_content, mentions, edited_at, \
+                 reactions FROM {}.messages WHERE room_id = ? AND bucket = ? AND message_id = ?",
+                env.id
+            ),
+            (room.as_uuid(), bucket, seq(message_id)),
+        )
+        .await
+        .expect("select message")
+        .into_rows_result()
+        .expect("rows")
+        .single_row::<AdditionsRow>()
+        .expect("one messages row")
+}
+
+#[tokio::test]
+async fn reactions_edits_replies_and_mentions_are_projected() {
+    let env = TestEnv::new().await;
+    let room = RoomId::random();
+    let hello = publish(&env, &at(room, "alice", D, 5_000, chat("hi erin"))).await;
+    let last = publish_reactions_edits_and_a_reply(&env, room, hello, D).await;
+    let running = Running::start(settings(&env));
+    wait_applied(&env, last).await;
+    running.stop().await;
+
+    let rows = messages(&env, room, D).await;
+    assert_eq!(
+        rows.len(),
+        2,
+        "reactions and edits are not history rows: {rows:?}"
+    );
+    let reply = u64::try_from(rows[0].0).expect("positive");
+    let edited_at = |millis| Some(CqlTimestamp(D * DAY + millis));
+    let (content, reply_to, reply_sender, reply_content, mentions, edited, reactions) =
+        additions(&env, room, D, hello).await;
+    assert_eq!(
+        (
+            content.as_deref(),
+            reply_to,
+            reply_sender,
+            reply_content,
+            mentions,
+            edited
+        ),
+        (
+            Some("hi erin 👋"),
+            None,
+            None,
+            None,
+            None,
+            edited_at(11_000)
+        )
+    );
+    let reactions = reactions.expect("reactions");
+    assert_eq!(
+        reactions.keys().collect::<Vec<_>>(),
+        vec!["alice ❤️", "erin 😂"],
+        "erin's 👍 was taken back"
+    );
+    assert!(
+        reactions["alice ❤️"] < reactions["erin 😂"],
+        "first use orders them"
+    );
+
+    let (content, reply_to, reply_sender, reply_content, mentions, edited, reactions) =
+        additions(&env, room, D, reply).await;
+    assert_eq!(
+        (
+            content.as_deref(),
+            reply_to,
+            reply_sender.as_deref(),
+            reply_content.as_deref()
+        ),
+        (
+            Some("안녕하세요, 반가워요!"),
+            Some(seq(hello)),
+            Some("alice"),
+            Some("hi erin")
+        ),
+        "the quote is as it was sent, before the edit"
+    );
+    assert_eq!(
+        (mentions, edited, reactions),
+        (strings(&["alice"]), edited_at(12_000), None)
+    );
+
+    let (.., last_event_seq, _, last_id, last_sender, last_content, last_deleted, _) =
+        room_row(&env, room).await;
+    assert_eq!(
+        (
+            last_event_seq,
+            last_id,
+            last_sender.as_deref(),
+            last_content.as_deref(),
+            last_deleted
+        ),
+        (
+            Some(seq(last)),
+            Some(seq(reply)),
+            Some("erin"),
+            Some("안녕하세요, 반가워요!"),
+            Some(false)
+        ),
+        "the room's last message follows the edit of the latest CHAT only"
+    );
+}
+
+#[tokio::test]
+async fn a_keyspace_made_before_replies_and_reactions_gets_their_columns() {
+    let env = TestEnv::new().await;
+    let old = ExtraKeyspace::new(&env, "old");
+    for statement in [
+        format!(
+            "CREATE KEYSPACE {} WITH replication = {{'class': 'SimpleStrategy', \
+             'replication_factor': 1}}",
+            old.name
+        ),
+        format!(
+            "CREATE TABLE {}.messages (room_id uuid, bucket int, message_id bigint, kind text, \
+             sender_id text, content text, user_ids frozen<list<text>>, deleted boolean, \
+             sent_at timestamp, client_message_id text, \
+             PRIMARY KEY ((room_id, bucket), message_id))",
+            old.name
+        ),
+    ] {
+        env.cassandra
+            .query_unpaged(statement, ())
+            .await
+            .expect("the old schema");
+    }
+    for _ in 0..2 {
+        chat_platform::connect::apply_schema(&env.cassandra, &old.name, &env.cassandra_settings)
+            .await
+            .expect("the schema applies, also again");
+    }
+    let columns: BTreeSet<String> = env
+        .cassandra
+        .query_unpaged(
+            "SELECT column_name FROM system_schema.columns \
+             WHERE keyspace_name = ? AND table_name = 'messages'",
+            (old.name.as_str(),),
+        )
+        .await
+        .expect("columns")
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(String,)>()
+        .expect("typed rows")
+        .map(|row| row.expect("row").0)
+        .collect();
+    for added in [
+        "reply_to_id",
+        "reply_sender_id",
+        "reply_content",
+        "mentions",
+        "edited_at",
+        "reactions",
+    ] {
+        assert!(columns.contains(added), "{added} missing: {columns:?}");
+    }
 }
 
 #[tokio::test]

@@ -502,3 +502,89 @@ async fn room_views_carry_hop_times_only_with_hop_timing() {
         "stored, read, applied, published in order: {times:?}"
     );
 }
+
+/// Appends `event` by `actor` to the room's log as an edge would, and returns its sequence.
+async fn append(app: &TestApp, room: &str, actor: &str, event: chat_schemas::ChatEvent) -> u64 {
+    let room: chat_schemas::RoomId = room.parse().expect("room id");
+    let actor = chat_schemas::UserId::parse(actor).expect("user id");
+    let envelope = chat_schemas::Envelope::new(room, actor, event);
+    let payload = chat_schemas::encode(&envelope).expect("encodes");
+    app.env
+        .jetstream
+        .publish(app.env.log.room_subject(&room), payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored")
+        .sequence
+}
+
+#[tokio::test]
+async fn reactions_and_edits_are_live_replayed_in_order_and_change_no_counts() {
+    let app = TestApp::start().await;
+    let room = app.group("alice", &["carol"]).await;
+    let mut alice = client(&app, &app.base_url, "alice").await;
+    enter(&mut alice, "r", &room).await;
+    say(&mut alice, &room, "m1").await;
+    let chat = next_of(&mut alice, "CHAT").await;
+    let target = chat["messageId"].as_str().expect("id").to_owned();
+    let target_id = chat_schemas::MessageId::from_sequence(target.parse().expect("number"))
+        .expect("message id");
+    eventually("carol has one unread", || async {
+        (counts(&app, "carol", &room).await == (1, 1)).then_some(())
+    })
+    .await;
+
+    let reaction = chat_schemas::ChatEvent::Reaction {
+        target_id,
+        user_id: chat_schemas::UserId::parse("carol").expect("user id"),
+        emoji: "👍".into(),
+        added: true,
+    };
+    let reacted = append(&app, &room, "carol", reaction).await;
+    let edit = chat_schemas::ChatEvent::Edit {
+        target_id,
+        content: "m1, edited".into(),
+    };
+    let edited = append(&app, &room, "alice", edit).await;
+
+    let live_reaction = next_of(&mut alice, "REACTION").await;
+    assert_eq!(
+        live_reaction,
+        json!({"type": "REACTION", "roomId": room, "messageId": reacted.to_string(),
+               "targetId": target, "userId": "carol", "emoji": "👍", "added": true})
+    );
+    let live_edit = next_of(&mut alice, "EDIT").await;
+    assert_eq!(
+        (
+            &live_edit["messageId"],
+            &live_edit["targetId"],
+            &live_edit["content"]
+        ),
+        (
+            &json!(edited.to_string()),
+            &json!(target),
+            &json!("m1, edited")
+        )
+    );
+    assert_eq!(counts(&app, "carol", &room).await, (1, 1), "no count moved");
+    assert_eq!(unread_by(&app, "alice", &room, &target).await, ["carol"]);
+
+    // A client that saw only the CHAT resumes with both, in log order, once each.
+    let mut again = client(&app, &app.base_url, "alice").await;
+    again
+        .subscribe(
+            "r2",
+            &format!("/sub/rooms/{room}"),
+            &[("since", target.as_str())],
+        )
+        .await;
+    let first = again.message().await.1;
+    assert_eq!(first, live_reaction, "the replay is what was live");
+    let second = again.message().await.1;
+    assert_eq!(
+        (&second["type"], &second["messageId"]),
+        (&json!("EDIT"), &json!(edited.to_string())),
+        "nothing between the two, nothing twice"
+    );
+}

@@ -115,6 +115,8 @@ mod tests {
             ChatEvent::Chat {
                 content: "hi".into(),
                 client_message_id: None,
+                reply_to: None,
+                mentions: Vec::new(),
             },
         );
         let event = room_event(7, 5, &chat, Some(2)).expect("visible");

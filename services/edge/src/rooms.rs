@@ -189,6 +189,8 @@ pub async fn store_chat(
         ChatEvent::Chat {
             content,
             client_message_id,
+            reply_to: None,
+            mentions: Vec::new(),
         },
     );
     let dedup_id = dedup_id.unwrap_or_else(|| envelope.event_id.to_string());
@@ -224,6 +226,7 @@ pub async fn send_chat(
     let ChatEvent::Chat {
         content,
         client_message_id,
+        ..
     } = envelope.event
     else {
         return Err(ApiError::unavailable("the event log", "not a chat message"));

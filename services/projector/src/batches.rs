@@ -60,15 +60,26 @@ fn estimated_bytes(write: &Write) -> usize {
             content,
             user_ids,
             client_message_id,
+            reply,
+            mentions,
             ..
         } => {
+            let users = |users: &Option<Vec<String>>| {
+                users
+                    .as_ref()
+                    .map_or(0, |users| users.iter().map(String::len).sum::<usize>())
+            };
             sender.len()
                 + content.as_ref().map_or(0, String::len)
-                + user_ids
-                    .as_ref()
-                    .map_or(0, |users| users.iter().map(String::len).sum())
+                + users(user_ids)
                 + client_message_id.as_ref().map_or(0, String::len)
+                + reply
+                    .as_ref()
+                    .map_or(0, |r| r.sender.len() + r.content.len())
+                + users(mentions)
         }
+        Op::Reacted { key, .. } => key.len(),
+        Op::Edited { content, .. } | Op::LastEdited { content } => content.len(),
         Op::LastMessage {
             sender, content, ..
         } => sender.len() + content.len(),

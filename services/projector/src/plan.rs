@@ -98,6 +98,10 @@ pub enum Op {
         sent_at: i64,
         /// The sender's own id of a CHAT.
         client_message_id: Option<String>,
+        /// The CHAT a reply quotes, as it was sent.
+        reply: Option<QuoteRow>,
+        /// Who a CHAT mentions; none for other rows.
+        mentions: Option<Vec<String>>,
     },
     /// A `room_buckets` row with `first_message_id = seq`.
     BucketStart {
@@ -138,6 +142,33 @@ pub enum Op {
     LastDeleted,
     /// Only `last_event_seq = seq`: the room changed without new activity.
     EventSeq,
+    /// A member's reaction to a CHAT, added or taken back: one cell of `messages.reactions`.
+    Reacted {
+        /// The bucket the CHAT lives in.
+        bucket: i32,
+        /// The CHAT.
+        message_id: i64,
+        /// `"{userId} {emoji}"`: user ids hold no space.
+        key: String,
+        /// Added (the cell's value becomes `seq`) or taken back (the cell is deleted).
+        added: bool,
+    },
+    /// A CHAT's new content and `edited_at`.
+    Edited {
+        /// The bucket the CHAT lives in.
+        bucket: i32,
+        /// The CHAT.
+        message_id: i64,
+        /// Its new content.
+        content: String,
+        /// When it was edited.
+        at: i64,
+    },
+    /// The room's latest CHAT was edited: `last_content` follows.
+    LastEdited {
+        /// Its new content.
+        content: String,
+    },
     /// A `client_messages` row mapping the sender's id of a CHAT to `message_id = seq`.
     ClientMessage {
         /// The sender.
@@ -145,6 +176,17 @@ pub enum Op {
         /// The sender's own id for the message.
         client_message_id: String,
     },
+}
+
+/// A reply's quote in its `messages` row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuoteRow {
+    /// The quoted CHAT.
+    pub message_id: i64,
+    /// Who wrote it.
+    pub sender: String,
+    /// Its content when the reply was sent, at most 100 characters.
+    pub content: String,
 }
 
 /// What the plan of an event needs to know about its room beforehand.
@@ -204,6 +246,15 @@ pub fn needs(event: &ChatEvent, seq: i64) -> Needs {
             message_buckets: deletable(message_ids, seq).collect(),
             ..Needs::default()
         },
+        ChatEvent::Edit { target_id, .. } => Needs {
+            last_message_id: true,
+            message_buckets: deletable(std::slice::from_ref(target_id), seq).collect(),
+            ..Needs::default()
+        },
+        ChatEvent::Reaction { target_id, .. } => Needs {
+            message_buckets: deletable(std::slice::from_ref(target_id), seq).collect(),
+            ..Needs::default()
+        },
         ChatEvent::RoomCreated {
             kind: RoomKind::Direct,
             ..
@@ -254,13 +305,24 @@ pub fn plan(envelope: &Envelope, seq: i64, facts: &RoomFacts, bucket_millis: i64
                     user_ids: Some(invited),
                     sent_at: at,
                     client_message_id: None,
+                    reply: None,
+                    mentions: None,
                 });
             }
         }
         ChatEvent::Chat {
             content,
             client_message_id,
+            reply_to,
+            mentions,
         } => {
+            let reply = reply_to.as_ref().and_then(|quote| {
+                Some(QuoteRow {
+                    message_id: i64::try_from(quote.message_id.sequence()).ok()?,
+                    sender: quote.sender_id.as_str().to_owned(),
+                    content: quote.content.clone(),
+                })
+            });
             plan.add_message(envelope, seq, facts, bucket_millis, |bucket| Op::Message {
                 bucket,
                 kind: MessageKind::Chat,
@@ -269,6 +331,8 @@ pub fn plan(envelope: &Envelope, seq: i64, facts: &RoomFacts, bucket_millis: i64
                 user_ids: None,
                 sent_at: at,
                 client_message_id: client_message_id.clone(),
+                reply,
+                mentions: (!mentions.is_empty()).then(|| distinct(mentions)),
             });
             plan.writes.push(write(Op::LastMessage {
                 sender: actor.clone(),
@@ -303,6 +367,8 @@ pub fn plan(envelope: &Envelope, seq: i64, facts: &RoomFacts, bucket_millis: i64
                 user_ids: Some(users),
                 sent_at: at,
                 client_message_id: None,
+                reply: None,
+                mentions: None,
             });
         }
         ChatEvent::Leave { user_id, .. } => {
@@ -320,16 +386,14 @@ pub fn plan(envelope: &Envelope, seq: i64, facts: &RoomFacts, bucket_millis: i64
                 user_ids: Some(vec![user.clone()]),
                 sent_at: at,
                 client_message_id: None,
+                reply: None,
+                mentions: None,
             });
         }
         ChatEvent::Delete { message_ids } => {
             let mut last_deleted = false;
             for message_id in deletable(message_ids, seq) {
-                let found = facts
-                    .message_buckets
-                    .iter()
-                    .find(|(id, _)| *id == message_id);
-                let Some(&(_, bucket)) = found else {
+                let Some(bucket) = bucket_of(facts, message_id) else {
                     tracing::warn!(seq, message_id, %room, "deleted message not found; skipped");
                     continue;
                 };
@@ -343,9 +407,64 @@ pub fn plan(envelope: &Envelope, seq: i64, facts: &RoomFacts, bucket_millis: i64
                 Op::EventSeq
             }));
         }
+        ChatEvent::Reaction {
+            target_id,
+            user_id,
+            emoji,
+            added,
+        } => {
+            if let Some((message_id, bucket)) = target(facts, target_id, seq) {
+                plan.writes.push(write(Op::Reacted {
+                    bucket,
+                    message_id,
+                    key: format!("{user_id} {emoji}"),
+                    added: *added,
+                }));
+            } else {
+                tracing::warn!(seq, %target_id, %room, "reacted message not found; skipped");
+            }
+            plan.writes.push(write(Op::EventSeq));
+        }
+        ChatEvent::Edit { target_id, content } => {
+            let mut last_edited = false;
+            if let Some((message_id, bucket)) = target(facts, target_id, seq) {
+                plan.writes.push(write(Op::Edited {
+                    bucket,
+                    message_id,
+                    content: content.clone(),
+                    at,
+                }));
+                last_edited = facts.last_message_id == Some(message_id);
+            } else {
+                tracing::warn!(seq, %target_id, %room, "edited message not found; skipped");
+            }
+            plan.writes.push(write(if last_edited {
+                Op::LastEdited {
+                    content: content.clone(),
+                }
+            } else {
+                Op::EventSeq
+            }));
+        }
         ChatEvent::Info { .. } | ChatEvent::Out { .. } | ChatEvent::Unknown => {}
     }
     plan
+}
+
+/// The id and bucket of the earlier message `id` that a REACTION or EDIT at `seq` names, when
+/// it was found.
+fn target(facts: &RoomFacts, id: &chat_schemas::MessageId, seq: i64) -> Option<(i64, i32)> {
+    let id = deletable(std::slice::from_ref(id), seq).next()?;
+    Some((id, bucket_of(facts, id)?))
+}
+
+/// The bucket of message `id`, when [`Needs::message_buckets`] asked for it and it was found.
+fn bucket_of(facts: &RoomFacts, id: i64) -> Option<i32> {
+    facts
+        .message_buckets
+        .iter()
+        .find(|(found, _)| *found == id)
+        .map(|&(_, bucket)| bucket)
 }
 
 impl Plan {
@@ -445,6 +564,8 @@ mod tests {
             ChatEvent::Chat {
                 content: text.into(),
                 client_message_id: None,
+                reply_to: None,
+                mentions: Vec::new(),
             },
         )
     }
@@ -508,6 +629,8 @@ mod tests {
                     user_ids: Some(vec!["bob".into(), "carol".into()]),
                     sent_at: at,
                     client_message_id: None,
+                    reply: None,
+                    mentions: None,
                 },
             ]
         );
@@ -555,6 +678,8 @@ mod tests {
             ChatEvent::Chat {
                 content: "hi".into(),
                 client_message_id: Some("c-1".into()),
+                reply_to: None,
+                mentions: Vec::new(),
             },
         );
         let plan = plan(&sent, 9, &in_bucket(20_001), DAY);
@@ -570,6 +695,8 @@ mod tests {
                     user_ids: None,
                     sent_at: at,
                     client_message_id: Some("c-1".into()),
+                    reply: None,
+                    mentions: None,
                 },
                 &Op::LastMessage {
                     sender: "bob".into(),
@@ -715,6 +842,129 @@ mod tests {
         let deleted = plan(&delete, 30, &older_only, DAY);
         assert_eq!(ops(&deleted).last(), Some(&&Op::EventSeq));
         assert_eq!(deleted.last_message_id, None);
+    }
+
+    #[test]
+    fn a_reply_keeps_its_quote_and_its_mentions() {
+        let room = RoomId::random();
+        let quoted = MessageId::from_sequence(4).expect("non-zero");
+        let reply = envelope(
+            room,
+            "bob",
+            20_001,
+            ChatEvent::Chat {
+                content: "좋아요".into(),
+                client_message_id: None,
+                reply_to: Some(chat_schemas::Quote::new(quoted, user("alice"), "7시?")),
+                mentions: vec![user("alice"), user("carol"), user("alice")],
+            },
+        );
+        let plan = plan(&reply, 9, &in_bucket(20_001), DAY);
+        let Some(Op::Message {
+            reply, mentions, ..
+        }) = ops(&plan).first().copied()
+        else {
+            panic!("no history row: {plan:?}");
+        };
+        assert_eq!(
+            reply,
+            &Some(QuoteRow {
+                message_id: 4,
+                sender: "alice".into(),
+                content: "7시?".into()
+            })
+        );
+        assert_eq!(mentions, &Some(vec!["alice".into(), "carol".into()]));
+    }
+
+    #[test]
+    fn a_reaction_is_one_cell_of_its_chat_and_changes_no_last_message() {
+        let room = RoomId::random();
+        let react = |added| {
+            envelope(
+                room,
+                "bob",
+                20_001,
+                ChatEvent::Reaction {
+                    target_id: MessageId::from_sequence(7).expect("non-zero"),
+                    user_id: user("bob"),
+                    emoji: "👍".into(),
+                    added,
+                },
+            )
+        };
+        let wanted = needs(&react(true).event, 12);
+        assert_eq!(
+            (wanted.message_buckets, wanted.last_message_id),
+            (vec![7], false)
+        );
+        let facts = RoomFacts {
+            message_buckets: vec![(7, 20_000)],
+            ..RoomFacts::default()
+        };
+        for added in [true, false] {
+            assert_eq!(
+                ops(&plan(&react(added), 12, &facts, DAY)),
+                vec![
+                    &Op::Reacted {
+                        bucket: 20_000,
+                        message_id: 7,
+                        key: "bob 👍".into(),
+                        added
+                    },
+                    &Op::EventSeq,
+                ]
+            );
+        }
+        let missing = plan(&react(true), 12, &RoomFacts::default(), DAY);
+        assert_eq!(ops(&missing), vec![&Op::EventSeq], "no row is made up");
+        assert_eq!(
+            needs(&react(true).event, 7).message_buckets,
+            Vec::<i64>::new()
+        );
+    }
+
+    #[test]
+    fn an_edit_replaces_the_content_and_the_room_last_when_it_is_the_latest() {
+        let room = RoomId::random();
+        let edit = envelope(
+            room,
+            "alice",
+            20_001,
+            ChatEvent::Edit {
+                target_id: MessageId::from_sequence(7).expect("non-zero"),
+                content: "고쳤어요".into(),
+            },
+        );
+        assert!(needs(&edit.event, 12).last_message_id);
+        let latest = RoomFacts {
+            last_message_id: Some(7),
+            message_buckets: vec![(7, 20_000)],
+            ..RoomFacts::default()
+        };
+        let edited = Op::Edited {
+            bucket: 20_000,
+            message_id: 7,
+            content: "고쳤어요".into(),
+            at: edit.at.millis(),
+        };
+        assert_eq!(
+            ops(&plan(&edit, 12, &latest, DAY)),
+            vec![
+                &edited,
+                &Op::LastEdited {
+                    content: "고쳤어요".into()
+                }
+            ]
+        );
+        let older = RoomFacts {
+            last_message_id: Some(9),
+            ..latest
+        };
+        assert_eq!(
+            ops(&plan(&edit, 12, &older, DAY)),
+            vec![&edited, &Op::EventSeq]
+        );
     }
 
     #[test]

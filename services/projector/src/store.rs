@@ -74,6 +74,10 @@ pub struct Store {
     last_deleted: PreparedStatement,
     event_seq: PreparedStatement,
     client_message: PreparedStatement,
+    reaction_added: PreparedStatement,
+    reaction_removed: PreparedStatement,
+    edited: PreparedStatement,
+    last_edited: PreparedStatement,
     progress: PreparedStatement,
     applied_seq: PreparedStatement,
     latest_bucket: PreparedStatement,
@@ -102,8 +106,9 @@ impl Store {
                 ),
                 format!(
                     "INSERT INTO {ks}.messages (room_id, bucket, message_id, kind, sender_id, content, \
-                    user_ids, deleted, sent_at, client_message_id) \
-                    VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?) USING TIMESTAMP ?"
+                    user_ids, deleted, sent_at, client_message_id, reply_to_id, reply_sender_id, \
+                    reply_content, mentions) \
+                    VALUES (?, ?, ?, ?, ?, ?, ?, false, ?, ?, ?, ?, ?, ?) USING TIMESTAMP ?"
                 ),
                 format!(
                     "INSERT INTO {ks}.room_buckets (room_id, first_message_id, bucket) \
@@ -138,6 +143,22 @@ impl Store {
                     message_id) VALUES (?, ?, ?, ?) USING TIMESTAMP ?"
                 ),
                 format!(
+                    "UPDATE {ks}.messages USING TIMESTAMP ? SET reactions[?] = ? \
+                    WHERE room_id = ? AND bucket = ? AND message_id = ?"
+                ),
+                format!(
+                    "DELETE reactions[?] FROM {ks}.messages USING TIMESTAMP ? \
+                    WHERE room_id = ? AND bucket = ? AND message_id = ?"
+                ),
+                format!(
+                    "UPDATE {ks}.messages USING TIMESTAMP ? SET content = ?, edited_at = ? \
+                    WHERE room_id = ? AND bucket = ? AND message_id = ?"
+                ),
+                format!(
+                    "UPDATE {ks}.rooms USING TIMESTAMP ? SET last_content = ?, last_event_seq = ? \
+                    WHERE room_id = ?"
+                ),
+                format!(
                     "INSERT INTO {ks}.projector_progress (projector, applied_seq) VALUES (?, ?) \
                     USING TIMESTAMP ?"
                 ),
@@ -160,7 +181,7 @@ impl Store {
         for statement in &mut statements {
             statement.set_is_idempotent(true);
         }
-        let [create_room, joined, left, message, bucket_start, last_message, members_added, member_removed, message_deleted, last_deleted, event_seq, client_message, progress, applied_seq, latest_bucket, bucket_at, last_message_id] =
+        let [create_room, joined, left, message, bucket_start, last_message, members_added, member_removed, message_deleted, last_deleted, event_seq, client_message, reaction_added, reaction_removed, edited, last_edited, progress, applied_seq, latest_bucket, bucket_at, last_message_id] =
             statements;
         Ok(Self {
             create_room,
@@ -175,6 +196,10 @@ impl Store {
             last_deleted,
             event_seq,
             client_message,
+            reaction_added,
+            reaction_removed,
+            edited,
+            last_edited,
             progress,
             applied_seq,
             latest_bucket,
@@ -219,6 +244,8 @@ impl Store {
                 user_ids,
                 sent_at,
                 client_message_id,
+                reply,
+                mentions,
             } => {
                 let values = (
                     room,
@@ -230,6 +257,10 @@ impl Store {
                     user_ids,
                     ts(*sent_at),
                     client_message_id,
+                    reply.as_ref().map(|r| r.message_id),
+                    reply.as_ref().map(|r| r.sender.as_str()),
+                    reply.as_ref().map(|r| r.content.as_str()),
+                    mentions,
                     seq,
                 );
                 (&self.message, Box::new(values))
@@ -257,6 +288,34 @@ impl Store {
             ),
             Op::LastDeleted => (&self.last_deleted, Box::new((seq, seq, room))),
             Op::EventSeq => (&self.event_seq, Box::new((seq, seq, room))),
+            Op::Reacted {
+                bucket,
+                message_id,
+                key,
+                added: true,
+            } => (
+                &self.reaction_added,
+                Box::new((seq, key, seq, room, *bucket, *message_id)),
+            ),
+            Op::Reacted {
+                bucket,
+                message_id,
+                key,
+                added: false,
+            } => (
+                &self.reaction_removed,
+                Box::new((key, seq, room, *bucket, *message_id)),
+            ),
+            Op::Edited {
+                bucket,
+                message_id,
+                content,
+                at,
+            } => (
+                &self.edited,
+                Box::new((seq, content, ts(*at), room, *bucket, *message_id)),
+            ),
+            Op::LastEdited { content } => (&self.last_edited, Box::new((seq, content, seq, room))),
             Op::ClientMessage {
                 sender,
                 client_message_id,

@@ -16,7 +16,7 @@
 --
 -- Returns {'fenced'} when a holder with a newer epoch has written the room (then nothing is
 -- written), or one reply per event: {kind, previous, chats, count, lastRead, changes...} where
--- kind is 'chat' (count: unreadCount), 'shown' (INVITE, room creation, DELETE), 'leave'
+-- kind is 'chat' (count: unreadCount), 'shown' (INVITE, room creation, DELETE, REACTION, EDIT), 'leave'
 -- (count: readCount), 'info' (count: readCount, lastRead: the newest message read or ''),
 -- 'out'; `previous` is the room's previous published event, `chats` the room's CHAT count
 -- after the event; each change is five strings: member, position and base before, position
@@ -139,6 +139,9 @@ local function apply(op, a, z)
         end
       end
     end
+    answer('shown', '', '')
+  elseif op == 'show' then
+    -- Reactions and edits change no count and no presence: they are only shown in the view.
     answer('shown', '', '')
   elseif op == 'leave' then
     -- Presence stays until the leaver's edges say OUT (a LEAVE ends their subscriptions); it

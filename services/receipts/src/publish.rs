@@ -147,6 +147,8 @@ mod tests {
                 ChatEvent::Chat {
                     content: "hi".into(),
                     client_message_id: None,
+                    reply_to: None,
+                    mentions: Vec::new(),
                 },
             ),
         };

@@ -538,6 +538,9 @@ fn operation(envelope: &Envelope, call: &mut redis::Cmd) {
                 .arg(user_id.as_str())
                 .arg(edge.as_deref().unwrap_or_default());
         }
+        ChatEvent::Reaction { .. } | ChatEvent::Edit { .. } => {
+            call.arg("show").arg(0);
+        }
         ChatEvent::Unknown => {
             call.arg("none").arg(0);
         }

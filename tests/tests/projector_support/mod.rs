@@ -53,6 +53,8 @@ pub fn chat(content: &str) -> ChatEvent {
     ChatEvent::Chat {
         content: content.into(),
         client_message_id: None,
+        reply_to: None,
+        mentions: Vec::new(),
     }
 }
 
@@ -264,8 +266,8 @@ impl Drop for ExtraKeyspace {
 
 /// Publishes a log with every kind of event and every corner the projector handles — several
 /// days, a slow edge clock, deletes of older and latest messages, a leave and a re-invite, a
-/// direct room, client message ids, an undecodable payload, an unknown type, presence — and
-/// returns the last sequence.
+/// direct room, client message ids, an undecodable payload, an unknown type, presence,
+/// reactions, edits and a reply with a mention — and returns the last sequence.
 pub async fn publish_mixed_log(env: &TestEnv) -> u64 {
     let group = RoomId::random();
     let direct = RoomId::random();
@@ -280,6 +282,8 @@ pub async fn publish_mixed_log(env: &TestEnv) -> u64 {
     let with_id = ChatEvent::Chat {
         content: "with id".into(),
         client_message_id: Some("bob-1".into()),
+        reply_to: None,
+        mentions: Vec::new(),
     };
     publish(env, &at(group, "bob", D, 3_000, with_id)).await;
     let invite = ChatEvent::Invite {
@@ -320,6 +324,67 @@ pub async fn publish_mixed_log(env: &TestEnv) -> u64 {
     let hello = ChatEvent::Chat {
         content: "hi erin".into(),
         client_message_id: Some("alice-9".into()),
+        reply_to: None,
+        mentions: Vec::new(),
     };
-    publish(env, &at(direct, "alice", D + 2, 5_000, hello)).await
+    let hello = publish(env, &at(direct, "alice", D + 2, 5_000, hello)).await;
+    publish_reactions_edits_and_a_reply(env, direct, hello, D + 2).await
+}
+
+/// In a room whose CHAT `hello` by alice on `day` has been stored: reactions to it (one taken
+/// back), a reply by erin that mentions alice, an edit of `hello` (no longer the latest) and one
+/// of the reply (the latest). Returns the last sequence.
+pub async fn publish_reactions_edits_and_a_reply(
+    env: &TestEnv,
+    room: RoomId,
+    hello: u64,
+    day: i64,
+) -> u64 {
+    let reaction = |user_id: &str, emoji: &str, added| ChatEvent::Reaction {
+        target_id: id(hello),
+        user_id: user(user_id),
+        emoji: emoji.into(),
+        added,
+    };
+    publish(
+        env,
+        &at(room, "erin", day, 6_000, reaction("erin", "👍", true)),
+    )
+    .await;
+    publish(
+        env,
+        &at(room, "alice", day, 7_000, reaction("alice", "❤️", true)),
+    )
+    .await;
+    publish(
+        env,
+        &at(room, "erin", day, 8_000, reaction("erin", "👍", false)),
+    )
+    .await;
+    publish(
+        env,
+        &at(room, "erin", day, 9_000, reaction("erin", "😂", true)),
+    )
+    .await;
+    let reply = ChatEvent::Chat {
+        content: "안녕하세요!".into(),
+        client_message_id: None,
+        reply_to: Some(chat_schemas::Quote::new(
+            id(hello),
+            user("alice"),
+            "hi erin",
+        )),
+        mentions: vec![user("alice")],
+    };
+    let reply = publish(env, &at(room, "erin", day, 10_000, reply)).await;
+    let edit_hello = ChatEvent::Edit {
+        target_id: id(hello),
+        content: "hi erin 👋".into(),
+    };
+    publish(env, &at(room, "alice", day, 11_000, edit_hello)).await;
+    let edit_reply = ChatEvent::Edit {
+        target_id: id(reply),
+        content: "안녕하세요, 반가워요!".into(),
+    };
+    publish(env, &at(room, "erin", day, 12_000, edit_reply)).await
 }

@@ -148,6 +148,8 @@ async fn bench(
                 user_ids: None,
                 sent_at: now,
                 client_message_id: None,
+                reply: None,
+                mentions: None,
             },
         })
         .collect();
@@ -172,6 +174,8 @@ async fn bench(
                 ChatEvent::Chat {
                     content: text(i),
                     client_message_id: None,
+                    reply_to: None,
+                    mentions: Vec::new(),
                 },
             );
             let subject = log.room_subject(&envelope.room_id);

@@ -116,6 +116,8 @@ impl Bench {
         let event = ChatEvent::Chat {
             content: format!("benchmark message {}", self.seq + 1),
             client_message_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
         };
         self.event(room, sender, event)
     }
