@@ -34,7 +34,7 @@ from nats.js.errors import NotFoundError
 
 # Event types in which the actor did something in the room. OUT is left out: the receipts worker
 # writes it on behalf of users whose edge died.
-ACTIVE_TYPES = {"ROOM_CREATED", "CHAT", "INFO", "INVITE", "LEAVE", "DELETE"}
+ACTIVE_TYPES = {"ROOM_CREATED", "CHAT", "INFO", "INVITE", "LEAVE", "DELETE", "REACTION", "EDIT"}
 # Every type this consumer knows; others come from a newer writer and are skipped (docs/events.md).
 KNOWN_TYPES = ACTIVE_TYPES | {"OUT"}
 
