@@ -43,6 +43,10 @@ impl EventLog {
     /// the body.
     pub const ROOM_HEADER: &'static str = "Chat-Room";
 
+    /// Header of a typing signal: the typist, so an edge skips their own subscriptions
+    /// without parsing the body.
+    pub const TYPIST_HEADER: &'static str = "Chat-Typist";
+
     /// Largest event the stream accepts, in bytes; comfortably above the largest valid message.
     pub const MAX_EVENT_BYTES: i32 = 256 * 1024;
 
@@ -90,6 +94,13 @@ impl EventLog {
     /// [`EventLog::LEAVER_HEADER`].
     pub fn view_room_subject(&self, room: &RoomId) -> String {
         format!("{}chat.view.room.{room}", self.prefix)
+    }
+
+    /// `chat.typing.room.{roomId}`: who is typing in a room, published by the edge the typist
+    /// is connected to and read by every edge with subscriptions to the room. Live only: never
+    /// stored, never replayed.
+    pub fn typing_subject(&self, room: &RoomId) -> String {
+        format!("{}chat.typing.room.{room}", self.prefix)
     }
 
     /// `chat.room.*`: every room's events, as stored by the stream.
@@ -163,6 +174,10 @@ mod tests {
         assert_eq!(
             log.view_room_subject(&room),
             format!("t1.chat.view.room.{room}")
+        );
+        assert_eq!(
+            log.typing_subject(&room),
+            format!("t1.chat.typing.room.{room}")
         );
     }
 }

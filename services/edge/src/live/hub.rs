@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::typing::typing_json;
 use crate::events::RoomEvent;
 
 /// Identifies one connection on this edge.
@@ -26,6 +27,15 @@ pub enum Delivery {
         room: RoomId,
         /// The event, shared by every listener.
         event: Arc<RoomEvent>,
+    },
+    /// Someone started or stopped typing in a room the connection subscribed to (live only).
+    Typing {
+        /// The room.
+        room: RoomId,
+        /// Who: their own subscriptions skip it.
+        typist: UserId,
+        /// The TYPING JSON body.
+        body: Arc<str>,
     },
     /// An event of the connection user's room-list feed.
     User {
@@ -78,6 +88,7 @@ pub struct Hub {
     nats: Client,
     log: EventLog,
     rooms: Topics<RoomId>,
+    typing: Topics<RoomId>,
     users: Topics<UserId>,
 }
 
@@ -92,13 +103,28 @@ impl Hub {
             nats,
             log,
             rooms: Mutex::new(HashMap::new()),
+            typing: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
         })
     }
 
-    /// Starts delivering `room`'s view events (as the receipts worker publishes them) to
-    /// `conn` (counted: one call per subscription).
+    /// Starts delivering `room`'s view events (as the receipts worker publishes them) and its
+    /// typing signals to `conn` (counted: one call per subscription).
     pub async fn listen_room(
+        self: &Arc<Self>,
+        room: RoomId,
+        conn: ConnId,
+        mailbox: &Mailbox,
+    ) -> Result<(), HubError> {
+        self.listen_view(room, conn, mailbox).await?;
+        if let Err(e) = self.listen_typing(room, conn, mailbox).await {
+            unlisten(&self.rooms, &room, conn);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn listen_view(
         self: &Arc<Self>,
         room: RoomId,
         conn: ConnId,
@@ -127,9 +153,58 @@ impl Hub {
         .await
     }
 
+    async fn listen_typing(
+        self: &Arc<Self>,
+        room: RoomId,
+        conn: ConnId,
+        mailbox: &Mailbox,
+    ) -> Result<(), HubError> {
+        let subject = self.log.typing_subject(&room);
+        self.listen(
+            &self.typing,
+            room,
+            subject,
+            conn,
+            mailbox,
+            move |hub, message| {
+                let typist = message.headers.as_ref()?.get(EventLog::TYPIST_HEADER)?;
+                let typist = UserId::parse(typist.as_str()).ok()?;
+                let body = std::str::from_utf8(&message.payload).ok()?;
+                hub.fan_out(
+                    &hub.typing,
+                    &room,
+                    Delivery::Typing {
+                        room,
+                        typist,
+                        body: Arc::from(body),
+                    },
+                );
+                Some(())
+            },
+        )
+        .await
+    }
+
     /// Stops one of `conn`'s subscriptions to `room`.
     pub fn unlisten_room(&self, room: &RoomId, conn: ConnId) {
         unlisten(&self.rooms, room, conn);
+        unlisten(&self.typing, room, conn);
+    }
+
+    /// Tells every edge with subscribers to `room` that `user` is typing there, or stopped.
+    /// Best effort, like the signal itself: a failed publish is logged, not retried.
+    pub async fn publish_typing(&self, room: RoomId, user: &UserId, typing: bool) {
+        let mut headers = HeaderMap::new();
+        headers.insert(EventLog::TYPIST_HEADER, user.as_str());
+        let body = typing_json(&room, user, typing);
+        let subject = self.log.typing_subject(&room);
+        if let Err(error) = self
+            .nats
+            .publish_with_headers(subject, headers, body.into())
+            .await
+        {
+            tracing::warn!(%error, %room, "cannot publish a typing signal");
+        }
     }
 
     /// Starts delivering `user`'s feed to `conn` (counted like rooms).

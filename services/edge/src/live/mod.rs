@@ -5,7 +5,9 @@ mod catchup;
 mod connection;
 mod hub;
 mod presence;
+mod rate;
 mod session;
+mod typing;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -8,9 +8,10 @@ use std::time::Duration;
 use chat_schemas::{MessageId, RoomId, UserId};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::time::Instant;
 
 use super::hub::{ConnId, Delivery, Mailbox};
+use super::rate::RateLimit;
+use super::typing::{TypingBody, Typist};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::events::RoomEvent;
@@ -123,39 +124,6 @@ struct Subscription {
     target: Target,
 }
 
-/// Token bucket limiting SEND frames per connection.
-#[derive(Debug)]
-struct RateLimit {
-    tokens: f64,
-    burst: f64,
-    per_second: f64,
-    at: Instant,
-}
-
-impl RateLimit {
-    fn new(per_second: u32, burst: u32) -> Self {
-        Self {
-            tokens: f64::from(burst),
-            burst: f64::from(burst),
-            per_second: f64::from(per_second),
-            at: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
-        self.tokens = (self.tokens + refill).min(self.burst);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Body of a SEND to `/pub/rooms/{roomId}/messages`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -174,6 +142,10 @@ pub struct Session {
     subscriptions: HashMap<String, Subscription>,
     rate: RateLimit,
     heart_beats: (Option<Duration>, Option<Duration>),
+    /// The user's typing signals, from CONNECT on.
+    typist: Option<Typist>,
+    /// TYPING MESSAGEs delivered: their `message-id` is `typing-{n}`, never a stored event's.
+    typing_delivered: u64,
 }
 
 impl Session {
@@ -188,6 +160,8 @@ impl Session {
             subscriptions: HashMap::new(),
             rate,
             heart_beats: (None, None),
+            typist: None,
+            typing_delivered: 0,
         }
     }
 
@@ -260,7 +234,16 @@ impl Session {
                 self.subscribe(&user, frame, out).await
             }
             (Command::Unsubscribe, Some(_)) => self.unsubscribe(frame).await,
-            (Command::Send, Some(_)) => self.send(frame),
+            (Command::Send, Some(user)) => {
+                let destination = required(frame, "destination")?;
+                match typing_room(destination) {
+                    Some(room) => {
+                        let user = user.clone();
+                        self.typing(&user, room, frame).await
+                    }
+                    None => self.send(frame),
+                }
+            }
             (Command::Disconnect, Some(_)) => Ok(Flow::Disconnect(None)),
             (command, Some(_)) => Err(StompError::new(
                 "PROTOCOL_ERROR",
@@ -285,6 +268,7 @@ impl Session {
                 .with_header("server", concat!("chat-edge/", env!("CARGO_PKG_VERSION")))
                 .with_header("session", self.conn.to_string()),
         );
+        self.typist = Some(Typist::new(self.state.hub.clone(), user.clone()));
         self.user = Some(user);
         Ok(Flow::Continue)
     }
@@ -472,6 +456,41 @@ impl Session {
         }))
     }
 
+    /// A SEND to `/pub/rooms/{roomId}/typing` by a member: passed on to the room's other
+    /// subscribers (`docs/protocol.md`, "Typing"); a malformed body or a non-member is an ERROR,
+    /// one signal too many a second is dropped silently.
+    async fn typing(
+        &mut self,
+        user: &UserId,
+        raw_room: &str,
+        frame: &Frame,
+    ) -> Result<Flow, StompError> {
+        let room: RoomId = raw_room
+            .parse()
+            .map_err(|_| StompError::from(ApiError::room_not_found()))?;
+        let body: TypingBody = serde_json::from_slice(&frame.body).map_err(|e| {
+            StompError::new(
+                "BAD_REQUEST",
+                format!("body: {e}; expected {{\"typing\":true}} or {{\"typing\":false}}"),
+            )
+        })?;
+        match self
+            .state
+            .membership
+            .standing(room, user)
+            .await
+            .map_err(ApiError::from)?
+        {
+            Standing::Member => {}
+            Standing::NoSuchRoom => return Err(ApiError::room_not_found().into()),
+            Standing::NotMember => return Err(ApiError::not_a_member().into()),
+        }
+        if let Some(typist) = &mut self.typist {
+            typist.signal(room, body.typing).await;
+        }
+        Ok(Flow::Continue)
+    }
+
     /// Turns a hub delivery into MESSAGE frames for every matching subscription.
     pub async fn deliver(
         &mut self,
@@ -496,6 +515,19 @@ impl Session {
                         *last = seq;
                     }
                     out.push(message(&subscription.destination, id, &message_id, &body));
+                }
+                Ok(())
+            }
+            Delivery::Typing { room, typist, body } => {
+                if self.user.as_ref() == Some(&typist) {
+                    return Ok(());
+                }
+                for (id, subscription) in &self.subscriptions {
+                    if matches!(subscription.target, Target::Room { room: r, .. } if r == room) {
+                        self.typing_delivered += 1;
+                        let message_id = format!("typing-{}", self.typing_delivered);
+                        out.push(message(&subscription.destination, id, &message_id, &body));
+                    }
                 }
                 Ok(())
             }
@@ -578,12 +610,19 @@ impl Session {
         }
     }
 
-    fn release(&self, subscription: Subscription) {
+    fn release(&mut self, subscription: Subscription) {
         match subscription.target {
             Target::Room { room, .. } => {
                 self.state.hub.unlisten_room(&room, self.conn);
                 if let Some(user) = &self.user {
                     self.state.presence.exit(room, user.clone());
+                }
+                let still_open = self
+                    .subscriptions
+                    .values()
+                    .any(|s| matches!(s.target, Target::Room { room: r, .. } if r == room));
+                if let (Some(typist), false) = (&mut self.typist, still_open) {
+                    typist.stop(room);
                 }
             }
             Target::User { .. } => {
@@ -599,6 +638,9 @@ impl Session {
         for (_, subscription) in std::mem::take(&mut self.subscriptions) {
             self.release(subscription);
         }
+        if let Some(typist) = &mut self.typist {
+            typist.stop_all();
+        }
     }
 }
 
@@ -610,6 +652,13 @@ fn message(destination: &str, subscription: &str, message_id: &str, body: &str) 
         Some("application/json"),
         body.as_bytes().to_vec(),
     )
+}
+
+/// The room of a typing destination, `/pub/rooms/{roomId}/typing`.
+fn typing_room(destination: &str) -> Option<&str> {
+    destination
+        .strip_prefix("/pub/rooms/")?
+        .strip_suffix("/typing")
 }
 
 fn required<'a>(frame: &'a Frame, name: &str) -> Result<&'a str, StompError> {
