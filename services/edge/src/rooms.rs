@@ -1,16 +1,17 @@
 //! Room rules that do not depend on HTTP: 1:1 room identity and serialised membership changes.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use chat_schemas::{ChatEvent, Envelope, MessageId, RoomId, UserId};
+use chat_schemas::{ChatEvent, Envelope, MessageId, Quote, RoomId, UserId};
 use uuid::Uuid;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::membership::{MembershipError, Standing};
 use crate::progress::NotYetVisible;
-use crate::store::{Message, Room, StoreError};
+use crate::store::{Message, Room, StoreError, StoredQuote};
 use crate::writer::AppendError;
 
 /// How often a membership change is retried when other writes to the room keep winning.
@@ -120,19 +121,26 @@ pub struct StoredChat {
     pub appended: Option<Envelope>,
 }
 
-/// Stores a CHAT in the log: the checks and the append of the HTTP API and STOMP `SEND`.
-///
-/// Membership comes from the log (see [`crate::membership`]), so this works while Cassandra is
-/// down. A `client_message_id` makes resends idempotent: within JetStream's deduplication window
-/// the log itself refuses the copy; after it, the projection of earlier ids answers (while
-/// Cassandra is unreachable, only the window does).
-pub async fn store_chat(
-    state: &AppState,
-    sender: &UserId,
-    room: RoomId,
-    content: String,
-    client_message_id: Option<String>,
-) -> Result<StoredChat, ApiError> {
+/// A CHAT as a client asks for it, in a POST or a SEND body, not checked yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatRequest {
+    /// The text.
+    pub content: String,
+    /// The sender's own id for it, which makes a resend idempotent.
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+    /// The CHAT of the room it answers: a message id, as a decimal string (or a number).
+    #[serde(default)]
+    pub reply_to: Option<serde_json::Value>,
+    /// Members it mentions.
+    #[serde(default)]
+    pub mentions: Option<Vec<String>>,
+}
+
+/// Checks a message's text as sending and editing both require: 400 `EMPTY_CONTENT`, 413
+/// `CONTENT_TOO_LARGE`.
+pub fn check_content(state: &AppState, content: &str) -> Result<(), ApiError> {
     if content.trim().is_empty() {
         return Err(ApiError::bad_request(
             "EMPTY_CONTENT",
@@ -147,6 +155,29 @@ pub async fn store_chat(
             format!("content is limited to {max} characters"),
         ));
     }
+    Ok(())
+}
+
+/// Stores a CHAT in the log: the checks and the append of the HTTP API and STOMP `SEND`.
+///
+/// Membership comes from the log (see [`crate::membership`]), so this works while Cassandra is
+/// down, except for a reply, whose quote is read from the history. A `client_message_id` makes
+/// resends idempotent: within JetStream's deduplication window the log itself refuses the
+/// copy; after it, the projection of earlier ids answers (while Cassandra is unreachable, only
+/// the window does).
+pub async fn store_chat(
+    state: &AppState,
+    sender: &UserId,
+    room: RoomId,
+    request: ChatRequest,
+) -> Result<StoredChat, ApiError> {
+    let ChatRequest {
+        content,
+        client_message_id,
+        reply_to,
+        mentions,
+    } = request;
+    check_content(state, &content)?;
     if let Some(id) = &client_message_id {
         let len = id.chars().count();
         if len == 0 || len > MAX_CLIENT_MESSAGE_ID_CHARS || id.chars().any(char::is_control) {
@@ -158,6 +189,8 @@ pub async fn store_chat(
             ));
         }
     }
+    let reply_to = reply_to.as_ref().map(reply_id).transpose()?;
+    let mentions = mention_ids(mentions.as_deref().unwrap_or_default())?;
     match state.membership.standing(room, sender).await? {
         Standing::Member => {}
         Standing::NoSuchRoom => return Err(ApiError::room_not_found()),
@@ -179,6 +212,18 @@ pub async fn store_chat(
             }
         }
     }
+    let reply_to = match reply_to {
+        Some(id) => Some(quote(state, room, id).await?),
+        None => None,
+    };
+    for user in &mentions {
+        if state.membership.standing(room, user).await? != Standing::Member {
+            return Err(ApiError::bad_request(
+                "INVALID_MENTIONS",
+                format!("{user} is not a member of this room"),
+            ));
+        }
+    }
 
     let dedup_id = client_message_id
         .as_ref()
@@ -189,8 +234,8 @@ pub async fn store_chat(
         ChatEvent::Chat {
             content,
             client_message_id,
-            reply_to: None,
-            mentions: Vec::new(),
+            reply_to,
+            mentions,
         },
     );
     let dedup_id = dedup_id.unwrap_or_else(|| envelope.event_id.to_string());
@@ -201,16 +246,69 @@ pub async fn store_chat(
     })
 }
 
+/// Most members one CHAT may mention.
+pub const MAX_MENTIONS: usize = 50;
+
+/// The message id of a `replyTo`: 400 `INVALID_REPLY` unless it is one.
+fn reply_id(raw: &serde_json::Value) -> Result<MessageId, ApiError> {
+    let parsed = match raw {
+        serde_json::Value::String(s) => s.parse().ok(),
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| MessageId::from_sequence(n).ok()),
+        _ => None,
+    };
+    parsed.ok_or_else(|| ApiError::bad_request("INVALID_REPLY", "replyTo must be a message id"))
+}
+
+/// The distinct user ids of `mentions`: 400 `INVALID_MENTIONS` for one that is not a user id,
+/// or more than [`MAX_MENTIONS`].
+fn mention_ids(raw: &[String]) -> Result<Vec<UserId>, ApiError> {
+    let invalid = |message: String| ApiError::bad_request("INVALID_MENTIONS", message);
+    let mut users: Vec<UserId> = Vec::with_capacity(raw.len());
+    for s in raw {
+        let user = UserId::parse(s).map_err(|e| invalid(format!("{s:?}: {e}")))?;
+        if !users.contains(&user) {
+            users.push(user);
+        }
+    }
+    if users.len() > MAX_MENTIONS {
+        return Err(invalid(format!("at most {MAX_MENTIONS} members")));
+    }
+    Ok(users)
+}
+
+/// The quote of the CHAT `id` of `room` that a reply answers: 400 `INVALID_REPLY` unless it is
+/// a CHAT of this room that is not deleted.
+async fn quote(state: &AppState, room: RoomId, id: MessageId) -> Result<Quote, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "INVALID_REPLY",
+            format!("replyTo {id} is not a chat message of this room"),
+        )
+    };
+    let seq = i64::try_from(id.sequence()).map_err(|_| invalid())?;
+    let message = state.store.message(room, seq).await?.ok_or_else(invalid)?;
+    match (message.kind.as_str(), message.deleted, &message.sender_id) {
+        ("CHAT", false, Some(sender)) => {
+            let sender = UserId::parse(sender).map_err(|_| invalid())?;
+            Ok(Quote::new(
+                id,
+                sender,
+                message.content.as_deref().unwrap_or_default(),
+            ))
+        }
+        _ => Err(invalid()),
+    }
+}
+
 /// Sends a CHAT over HTTP: stores it, then waits until the projections show it, so the next
 /// read on any edge does (read-your-writes).
 pub async fn send_chat(
     state: &AppState,
     sender: &UserId,
     room: RoomId,
-    content: String,
-    client_message_id: Option<String>,
+    request: ChatRequest,
 ) -> Result<SentChat, ApiError> {
-    let stored = store_chat(state, sender, room, content, client_message_id).await?;
+    let stored = store_chat(state, sender, room, request).await?;
     state.progress.wait_for(stored.sequence).await?;
     let id = sequence_as_id(stored.sequence)?;
     let Some(envelope) = stored.appended else {
@@ -226,7 +324,8 @@ pub async fn send_chat(
     let ChatEvent::Chat {
         content,
         client_message_id,
-        ..
+        reply_to,
+        mentions,
     } = envelope.event
     else {
         return Err(ApiError::unavailable("the event log", "not a chat message"));
@@ -242,6 +341,14 @@ pub async fn send_chat(
             deleted: false,
             sent_at: envelope.at.millis(),
             client_message_id,
+            reply: reply_to.map(|quote| StoredQuote {
+                message_id: i64::try_from(quote.message_id.sequence()).unwrap_or(i64::MAX),
+                sender_id: quote.sender_id.to_string(),
+                content: quote.content,
+            }),
+            mentions: mentions.iter().map(ToString::to_string).collect(),
+            edited_at: None,
+            reactions: BTreeMap::new(),
         },
         created: true,
     })

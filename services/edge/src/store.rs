@@ -3,7 +3,7 @@
 
 pub mod user_settings;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chat_platform::connect;
@@ -71,6 +71,38 @@ pub struct Message {
     pub sent_at: i64,
     /// The sender's id for the message, if they gave one.
     pub client_message_id: Option<String>,
+    /// The CHAT a reply quotes, as it was when the reply was sent.
+    pub reply: Option<StoredQuote>,
+    /// Who a CHAT mentions.
+    pub mentions: Vec<String>,
+    /// When a CHAT was last edited (Unix millis).
+    pub edited_at: Option<i64>,
+    /// Its reactions: `"{userId} {emoji}"` to the sequence of the REACTION that added it.
+    pub reactions: BTreeMap<String, i64>,
+}
+
+/// A reply's quote as the projector stored it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredQuote {
+    /// The quoted CHAT.
+    pub message_id: i64,
+    /// Who wrote it.
+    pub sender_id: String,
+    /// Its content then, at most 100 characters.
+    pub content: String,
+}
+
+impl Message {
+    /// Whether `user` has reacted with `emoji`.
+    pub fn has_reaction(&self, user: &UserId, emoji: &str) -> bool {
+        self.reactions.contains_key(&reaction_key(user, emoji))
+    }
+}
+
+/// The key of one reaction in `messages.reactions`: user ids hold no space, so the first space
+/// ends the user.
+pub fn reaction_key(user: &UserId, emoji: &str) -> String {
+    format!("{user} {emoji}")
 }
 
 type MessageRow = (
@@ -82,6 +114,12 @@ type MessageRow = (
     Option<bool>,
     Option<CqlTimestamp>,
     Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<Vec<String>>,
+    Option<CqlTimestamp>,
+    Option<BTreeMap<String, i64>>,
 );
 
 type RoomRow = (
@@ -112,8 +150,8 @@ pub struct Store {
     user_settings: UserSettings,
 }
 
-const MESSAGE_COLUMNS: &str =
-    "message_id, kind, sender_id, content, user_ids, deleted, sent_at, client_message_id";
+const MESSAGE_COLUMNS: &str = "message_id, kind, sender_id, content, user_ids, deleted, sent_at, \
+     client_message_id, reply_to_id, reply_sender_id, reply_content, mentions, edited_at, reactions";
 
 impl Store {
     /// Prepares every read against `keyspace`, marked idempotent: a read unanswered for
@@ -264,6 +302,10 @@ impl Store {
             deleted: last_deleted.unwrap_or(false),
             sent_at: last_sent_at.map_or(0, |t| t.0),
             client_message_id: None,
+            reply: None,
+            mentions: Vec::new(),
+            edited_at: None,
+            reactions: BTreeMap::new(),
         });
         Ok(Some(Room {
             id,
@@ -402,7 +444,17 @@ where
 }
 
 fn message_from_row(room: RoomId, row: MessageRow) -> Message {
-    let (id, kind, sender_id, content, user_ids, deleted, sent_at, client_message_id) = row;
+    let (id, kind, sender_id, content, user_ids, deleted, sent_at, client_message_id) =
+        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
+    let (mentions, edited_at, reactions) = (row.11, row.12, row.13);
+    let reply = match (row.8, row.9, row.10) {
+        (Some(message_id), Some(sender_id), Some(content)) => Some(StoredQuote {
+            message_id,
+            sender_id,
+            content,
+        }),
+        _ => None,
+    };
     let deleted = deleted.unwrap_or(false);
     Message {
         id,
@@ -414,5 +466,13 @@ fn message_from_row(room: RoomId, row: MessageRow) -> Message {
         deleted,
         sent_at: sent_at.map_or(0, |t| t.0),
         client_message_id,
+        reply,
+        mentions: mentions.unwrap_or_default(),
+        edited_at: edited_at.map(|t| t.0),
+        reactions: if deleted {
+            BTreeMap::new()
+        } else {
+            reactions.unwrap_or_default()
+        },
     }
 }

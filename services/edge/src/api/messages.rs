@@ -16,7 +16,7 @@ use super::{member_room, room_id};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
-use crate::rooms::{delete_chat, send_chat};
+use crate::rooms::{delete_chat, send_chat, ChatRequest};
 use crate::views::MessageView;
 
 /// Page size when `limit` is not given.
@@ -24,30 +24,23 @@ const DEFAULT_LIMIT: usize = 50;
 /// Largest accepted `limit`.
 const MAX_LIMIT: usize = 100;
 
-/// Body of `POST /api/rooms/{roomId}/messages`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SendMessage {
-    content: String,
-    #[serde(default)]
-    client_message_id: Option<String>,
-}
-
-/// Sends a CHAT: 201 with the message, or 200 with the earlier one for a resend.
+/// Sends a CHAT (body: [`ChatRequest`]): 201 with the message, or 200 with the earlier one for
+/// a resend.
 pub async fn send(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path(raw_room): Path<String>,
-    Body(body): Body<SendMessage>,
+    Body(body): Body<ChatRequest>,
 ) -> Result<(StatusCode, Json<MessageView>), ApiError> {
     let room = room_id(&raw_room)?;
-    let sent = send_chat(&state, &caller, room, body.content, body.client_message_id).await?;
+    let sent = send_chat(&state, &caller, room, body).await?;
     let status = if sent.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(MessageView::from(&sent.message))))
+    let view = MessageView::from(&sent.message).with_reactions(&sent.message, &caller);
+    Ok((status, Json(view)))
 }
 
 /// Query of `GET /api/rooms/{roomId}/messages`.
@@ -93,7 +86,7 @@ pub async fn history(
     } else {
         None
     };
-    let views = history_views(&state, room.id, &messages).await?;
+    let views = history_views(&state, room.id, &caller, &messages).await?;
     Ok(Json(
         json!({ "messages": views, "nextBefore": next_before }),
     ))
@@ -110,5 +103,7 @@ pub async fn delete(
         .parse::<MessageId>()
         .map_err(|_| ApiError::message_not_found())?;
     let message = delete_chat(&state, &caller, room.id, id).await?;
-    Ok(Json(MessageView::from(&message)))
+    Ok(Json(
+        MessageView::from(&message).with_reactions(&message, &caller),
+    ))
 }

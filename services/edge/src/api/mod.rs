@@ -1,9 +1,11 @@
 //! The HTTP API under `/api`, plus health endpoints; `docs/api.md` is its contract.
 
+mod edits;
 mod members;
 mod messages;
 mod mutes;
 mod push;
+mod reactions;
 mod rooms;
 mod unread;
 
@@ -34,7 +36,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             "/api/rooms/{room_id}/messages/{message_id}",
-            delete(messages::delete),
+            delete(messages::delete).patch(edits::edit),
+        )
+        .route(
+            "/api/rooms/{room_id}/messages/{message_id}/reactions/{emoji}",
+            put(reactions::add).delete(reactions::remove),
         )
         .route(
             "/api/rooms/{room_id}/messages/{message_id}/unread",

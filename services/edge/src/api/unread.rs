@@ -2,11 +2,13 @@
 //! `GET /api/rooms/{roomId}/messages/{messageId}/unread`, and the `unreadCount` of history
 //! entries.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::Json;
-use chat_schemas::{MessageId, RoomId};
+use chat_schemas::{MessageId, RoomId, UserId};
+use futures::future::try_join_all;
 use serde_json::{json, Value};
 
 use super::{member_room, room_id};
@@ -44,7 +46,11 @@ pub async fn readers_missing(
 
 /// The history entry `raw` names in `room`: 404 `MESSAGE_NOT_FOUND` when `raw` is not a
 /// message id or names no entry of the room.
-async fn room_message(state: &AppState, room: RoomId, raw: &str) -> Result<Message, ApiError> {
+pub(super) async fn room_message(
+    state: &AppState,
+    room: RoomId,
+    raw: &str,
+) -> Result<Message, ApiError> {
     let id = raw
         .parse::<MessageId>()
         .map_err(|_| ApiError::message_not_found())?;
@@ -63,15 +69,18 @@ fn tracked_seq(message: &Message) -> Option<u64> {
     live_chat.then(|| u64::try_from(message.id).ok()).flatten()
 }
 
-/// A page of history as clients see it: every CHAT with its `unreadCount` (read in one Redis
-/// round trip; 0 for a tombstone), system entries without one.
+/// A page of history as `caller` sees it: every CHAT with its `unreadCount` (read in one Redis
+/// round trip; 0 for a tombstone) and its reactions, a reply's quote marked deleted once the
+/// quoted CHAT is, system entries as they are.
 pub async fn history_views(
     state: &AppState,
     room: RoomId,
+    caller: &UserId,
     messages: &[Message],
 ) -> Result<Vec<MessageView>, ApiError> {
     let seqs: Vec<u64> = messages.iter().filter_map(tracked_seq).collect();
     let mut counts = state.unread.of_messages(&room, &seqs).await?.into_iter();
+    let gone = deleted_quotes(state, room, messages).await?;
     Ok(messages
         .iter()
         .map(|message| {
@@ -83,9 +92,44 @@ pub async fn history_views(
                 Some(_) => counts.next().unwrap_or(0),
                 None => 0,
             };
-            view.with_unread_count(count)
+            let view = view
+                .with_unread_count(count)
+                .with_reactions(message, caller);
+            match &message.reply {
+                Some(quote) if gone.contains(&quote.message_id) => view.with_quote_deleted(),
+                _ => view,
+            }
         })
         .collect())
+}
+
+/// The CHATs quoted by replies of `messages` that are deleted (or no longer found): those in
+/// the page as it shows them, the others read, concurrently.
+async fn deleted_quotes(
+    state: &AppState,
+    room: RoomId,
+    messages: &[Message],
+) -> Result<HashSet<i64>, ApiError> {
+    let in_page: HashMap<i64, bool> = messages.iter().map(|m| (m.id, m.deleted)).collect();
+    let mut gone = HashSet::new();
+    let mut elsewhere = Vec::new();
+    for quote in messages.iter().filter_map(|m| m.reply.as_ref()) {
+        match in_page.get(&quote.message_id) {
+            Some(true) => {
+                gone.insert(quote.message_id);
+            }
+            Some(false) => {}
+            None if !elsewhere.contains(&quote.message_id) => elsewhere.push(quote.message_id),
+            None => {}
+        }
+    }
+    let found = try_join_all(elsewhere.iter().map(|&id| state.store.message(room, id))).await?;
+    for (id, message) in elsewhere.into_iter().zip(found) {
+        if message.is_none_or(|m| m.deleted) {
+            gone.insert(id);
+        }
+    }
+    Ok(gone)
 }
 
 #[cfg(test)]
@@ -103,6 +147,10 @@ mod tests {
             deleted,
             sent_at: 0,
             client_message_id: None,
+            reply: None,
+            mentions: Vec::new(),
+            edited_at: None,
+            reactions: std::collections::BTreeMap::new(),
         }
     }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_schemas::{MessageId, RoomId, UserId};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::hub::{ConnId, Delivery, Mailbox};
@@ -16,7 +15,7 @@ use crate::app::AppState;
 use crate::error::ApiError;
 use crate::events::RoomEvent;
 use crate::membership::Standing;
-use crate::rooms::store_chat;
+use crate::rooms::{store_chat, ChatRequest};
 use crate::stomp::{negotiate_heart_beat, Command, Frame, FrameError};
 
 /// Subprotocol versions the edge speaks; it always answers as 1.2.
@@ -97,8 +96,7 @@ pub enum Flow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendJob {
     room: RoomId,
-    content: String,
-    client_message_id: Option<String>,
+    request: ChatRequest,
     receipt: Option<String>,
 }
 
@@ -122,15 +120,6 @@ enum Target {
 struct Subscription {
     destination: String,
     target: Target,
-}
-
-/// Body of a SEND to `/pub/rooms/{roomId}/messages`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SendBody {
-    content: String,
-    #[serde(default)]
-    client_message_id: Option<String>,
 }
 
 /// The state of one STOMP connection.
@@ -209,7 +198,7 @@ impl Session {
         let user = self.user.clone();
         Box::pin(async move {
             let user = user.ok_or_else(|| StompError::new("PROTOCOL_ERROR", "not connected"))?;
-            store_chat(&state, &user, job.room, job.content, job.client_message_id)
+            store_chat(&state, &user, job.room, job.request)
                 .await
                 .map_err(|e| StompError {
                     receipt: job.receipt.clone(),
@@ -446,12 +435,11 @@ impl Session {
                 ),
             ));
         }
-        let body: SendBody = serde_json::from_slice(&frame.body)
+        let request: ChatRequest = serde_json::from_slice(&frame.body)
             .map_err(|e| StompError::new("BAD_REQUEST", format!("body: {e}")))?;
         Ok(Flow::Send(SendJob {
             room,
-            content: body.content,
-            client_message_id: body.client_message_id,
+            request,
             receipt: None,
         }))
     }
