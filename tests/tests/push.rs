@@ -146,6 +146,44 @@ async fn absent_members_get_one_push_per_device_and_nobody_else_does() {
     );
 }
 
+#[tokio::test]
+async fn a_mention_reaches_a_member_who_muted_the_room_and_says_so() {
+    let (app, kit) = start().await;
+    let room = group(&app, "alice", "Housemates", &["bob", "carol"]).await;
+    let bob_phone = register(&app, "bob", "phone").await;
+    let carol_phone = register(&app, "carol", "phone").await;
+    for user in ["bob", "carol"] {
+        let (status, body) = app
+            .call(
+                Method::PUT,
+                Some(user),
+                &format!("/api/rooms/{room}/mute"),
+                Some(json!({"muted": true})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, sent) = app
+        .post(
+            "alice",
+            &format!("/api/rooms/{room}/messages"),
+            json!({"content": "@bob 택배 왔어요", "mentions": ["bob"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    let id = sent["messageId"].as_str().expect("id");
+    let pushes = deliveries_of(&kit, for_message(id), 1).await;
+    assert_eq!(
+        pushes[0]["token"], bob_phone,
+        "bob is mentioned; carol muted the room and is not: {pushes:?}"
+    );
+    assert_eq!(
+        pushes[0]["message"]["data"],
+        json!({"roomId": room, "messageId": id, "type": "CHAT", "mention": "true"})
+    );
+    assert!(pushes.iter().all(|p| p["token"] != carol_phone));
+}
+
 /// The notifier reads a CHAT's unread set only once the receipts worker has applied the CHAT:
 /// read before, the set would still be empty and carol's push lost.
 #[tokio::test]

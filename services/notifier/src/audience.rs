@@ -1,10 +1,12 @@
 //! Who gets a push for an event, and what it says.
 //!
 //! A CHAT goes to the members in its unread set — those whose read position (the receipts
-//! worker's) is before it: not in the room when it was recorded, the sender never among them — except those who muted the
-//! room. Someone who opened the room since has read it and is no longer in the set, so gets no
-//! push either. An INVITE (or a room's creation) goes to every invited user.
+//! worker's) is before it: not in the room when it was recorded, the sender never among them —
+//! except those who muted the room, unless the CHAT mentions them. Someone who opened the room
+//! since has read it and is no longer in the set, so gets no push either. An INVITE (or a
+//! room's creation) goes to every invited user.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chat_schemas::{ChatEvent, Envelope, RoomKind, UserId};
@@ -22,6 +24,8 @@ pub struct Audience {
     pub notice: Notice,
     /// Whether mutes apply (CHAT) or not (INVITE).
     pub mutable: bool,
+    /// The recipients the CHAT mentions: mutes do not apply to them, and their push says so.
+    pub mentioned: HashSet<String>,
 }
 
 /// The audience could not be determined now; the event is handed back for later.
@@ -51,9 +55,18 @@ pub async fn audience(
 ) -> Result<Option<Audience>, AudienceError> {
     let room = envelope.room_id;
     let actor = envelope.actor.as_str();
+    let mut mentioned = HashSet::new();
     let (users, body, kind, mutable) = match &envelope.event {
-        ChatEvent::Chat { content, .. } => {
+        ChatEvent::Chat {
+            content, mentions, ..
+        } => {
             let users = unread_set(unread, envelope, seq, receipts_wait).await?;
+            mentioned = mentions
+                .iter()
+                .map(UserId::as_str)
+                .filter(|m| users.iter().any(|u| u == m))
+                .map(str::to_owned)
+                .collect();
             (users, content.clone(), "CHAT", true)
         }
         ChatEvent::RoomCreated { members, .. } => (
@@ -95,6 +108,7 @@ pub async fn audience(
             kind,
         },
         mutable,
+        mentioned,
     }))
 }
 

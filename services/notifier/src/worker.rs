@@ -317,6 +317,7 @@ async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), Au
         return Ok(());
     };
     let room = envelope.room_id.as_uuid();
+    let mentioned = &audience.mentioned;
     let lookups = audience.users.chunks(LOOKUP_CHUNK).map(|users| async move {
         let muted = if audience.mutable {
             shared.directory.muted(users, room).await?
@@ -327,7 +328,7 @@ async fn handle(shared: &Shared, seq: u64, envelope: &Envelope) -> Result<(), Au
         Ok::<_, AudienceError>(
             users
                 .iter()
-                .filter(|user| !muted.contains(*user))
+                .filter(|user| !muted.contains(*user) || mentioned.contains(*user))
                 .filter_map(|user| Some((user.clone(), tokens.remove(user)?)))
                 .collect::<Vec<_>>(),
         )
@@ -424,7 +425,8 @@ async fn push_user(
     }
     let badge = badge(shared, user).await;
     for token in tokens {
-        let mut body = message(&audience.notice, token, badge);
+        let mention = audience.mentioned.contains(user);
+        let mut body = message(&audience.notice, token, badge, mention);
         if record.begun_before {
             mark_resent(&mut body);
         }

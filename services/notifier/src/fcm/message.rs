@@ -12,6 +12,10 @@ pub const MAX_PREVIEW_CHARS: usize = 200;
 /// it only when it has not shown that `messageId` yet (docs/notifier.md, "Exactly once").
 pub const RESENT_FIELD: &str = "resent";
 
+/// The `data` field, `"true"`, of a push to a member the CHAT mentions: it comes also when they
+/// muted the room, and the app may show it as a mention.
+pub const MENTION_FIELD: &str = "mention";
+
 /// Room kept in every message for [`mark_resent`]'s `,"resent":"true"`.
 const RESENT_MARK_BYTES: usize = 16;
 
@@ -30,14 +34,15 @@ pub struct Notice {
     pub kind: &'static str,
 }
 
-/// The `message` object of `messages:send` for `token`, with the recipient's `badge`.
-pub fn message(notice: &Notice, token: &str, badge: u64) -> Value {
+/// The `message` object of `messages:send` for `token`, with the recipient's `badge`, marked
+/// as a mention of the recipient when `mention`.
+pub fn message(notice: &Notice, token: &str, badge: u64, mention: bool) -> Value {
     let mut body: String = notice.body.chars().take(MAX_PREVIEW_CHARS).collect();
     if body.chars().count() < notice.body.chars().count() {
         body.push('…');
     }
     loop {
-        let message = build(notice, &body, token, badge);
+        let message = build(notice, &body, token, badge, mention);
         let size = message.to_string().len() + RESENT_MARK_BYTES;
         if size <= MAX_MESSAGE_BYTES || body.is_empty() {
             return message;
@@ -63,8 +68,8 @@ pub fn mark_resent(message: &mut Value) {
     }
 }
 
-fn build(notice: &Notice, body: &str, token: &str, badge: u64) -> Value {
-    json!({
+fn build(notice: &Notice, body: &str, token: &str, badge: u64, mention: bool) -> Value {
+    let mut message = json!({
         "token": token,
         "notification": {"title": notice.title, "body": body},
         "data": {
@@ -81,7 +86,11 @@ fn build(notice: &Notice, body: &str, token: &str, badge: u64) -> Value {
             "headers": {"apns-collapse-id": collapse_id(&notice.room_id)},
             "payload": {"aps": {"thread-id": notice.room_id, "badge": badge}},
         },
-    })
+    });
+    if let (true, Some(data)) = (mention, message["data"].as_object_mut()) {
+        data.insert(MENTION_FIELD.to_owned(), Value::from("true"));
+    }
+    message
 }
 
 /// `apns-collapse-id` may be at most 64 bytes; a room id (36) always fits.
@@ -105,7 +114,7 @@ mod tests {
 
     #[test]
     fn data_values_are_strings_and_grouping_is_per_room() {
-        let m = message(&notice("hi"), "tok", 3);
+        let m = message(&notice("hi"), "tok", 3, false);
         assert_eq!(m["data"]["messageId"], "42");
         assert!(m["data"]
             .as_object()
@@ -124,12 +133,12 @@ mod tests {
     #[test]
     fn long_text_is_cut_to_a_preview_and_the_message_fits() {
         let long = "가".repeat(5_000);
-        let m = message(&notice(&long), "tok", 0);
+        let m = message(&notice(&long), "tok", 0, false);
         let body = m["notification"]["body"].as_str().expect("body");
         assert_eq!(body.chars().count(), MAX_PREVIEW_CHARS + 1);
         assert!(body.ends_with('…'));
         let token = "t".repeat(3_000);
-        let mut m = message(&notice(&long), &token, 0);
+        let mut m = message(&notice(&long), &token, 0, true);
         mark_resent(&mut m);
         assert!(
             m.to_string().len() <= MAX_MESSAGE_BYTES,
@@ -139,8 +148,18 @@ mod tests {
     }
 
     #[test]
+    fn a_mention_is_marked_in_data() {
+        let mention = message(&notice("hi"), "tok", 3, true);
+        assert_eq!(mention["data"][MENTION_FIELD], "true");
+        assert_eq!(
+            message(&notice("hi"), "tok", 3, false)["data"].get(MENTION_FIELD),
+            None
+        );
+    }
+
+    #[test]
     fn a_possible_repeat_is_marked_in_data_and_nothing_else_changes() {
-        let first = message(&notice("hi"), "tok", 3);
+        let first = message(&notice("hi"), "tok", 3, false);
         let mut again = first.clone();
         mark_resent(&mut again);
         assert_eq!(again["data"][RESENT_FIELD], "true");
