@@ -133,6 +133,12 @@ async fn entering_reads_what_was_unread_and_everyone_hears_it() {
     assert_eq!(chat["unreadCount"], 1, "only carol is away: {chat}");
     assert_eq!(next_of(&mut bob, "CHAT").await["unreadCount"], 1);
     let id = chat["messageId"].as_str().expect("id").to_owned();
+    // A STOMP RECEIPT stands on the log, not the history: wait until the projector has it.
+    let path = format!("/api/rooms/{room}/messages/{id}/unread");
+    eventually("the CHAT is in the history", || async {
+        (app.get("bob", &path).await.0 == 200).then_some(())
+    })
+    .await;
     assert_eq!(unread_by(&app, "bob", &room, &id).await, ["carol"]);
     assert_eq!(counts(&app, "carol", &room).await, (1, 1));
 
@@ -587,4 +593,81 @@ async fn reactions_and_edits_are_live_replayed_in_order_and_change_no_counts() {
         (&json!("EDIT"), &json!(edited.to_string())),
         "nothing between the two, nothing twice"
     );
+}
+
+/// `user`'s `mentionCount` in `room` from `GET /api/rooms`.
+async fn mention_count(app: &TestApp, user: &str, room: &str) -> u64 {
+    let (status, rooms) = app.get(user, "/api/rooms").await;
+    assert_eq!(status, 200, "{rooms}");
+    rooms["rooms"]
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .find(|r| r["roomId"] == room)
+        .map(|r| r["mentionCount"].as_u64().expect("mentionCount"))
+        .expect("the room is listed")
+}
+
+/// Sends a CHAT over HTTP that mentions `mentions`; returns its id.
+async fn mention(app: &TestApp, sender: &str, room: &str, mentions: &[&str]) -> String {
+    let (status, sent) = app
+        .post(
+            sender,
+            &format!("/api/rooms/{room}/messages"),
+            json!({"content": format!("hey {mentions:?}"), "mentions": mentions}),
+        )
+        .await;
+    assert_eq!(status, 201, "{sent}");
+    sent["messageId"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn mention_counts_follow_unread_mentions_on_the_feed_and_the_room_list() {
+    let app = TestApp::start().await;
+    let room = app.group("alice", &["bob", "carol"]).await;
+    let mut carol = client(&app, &app.base_url, "carol").await;
+    carol.subscribe("feed", "/sub/users/carol", &[]).await;
+    let mut bob = client(&app, &app.base_url, "bob").await;
+    enter(&mut bob, "r", &room).await;
+
+    let first = mention(&app, "alice", &room, &["carol", "bob"]).await;
+    assert_eq!(next_of(&mut carol, "CHAT").await["mentionCount"], 1);
+    say(&mut bob, &room, "plain").await;
+    let plain = next_of(&mut carol, "CHAT").await;
+    assert_eq!(
+        (&plain["roomUnreadCount"], &plain["mentionCount"]),
+        (&json!(2), &json!(1)),
+        "a CHAT without a mention leaves the count"
+    );
+    mention(&app, "alice", &room, &["carol"]).await;
+    assert_eq!(next_of(&mut carol, "CHAT").await["mentionCount"], 2);
+    assert_eq!(mention_count(&app, "carol", &room).await, 2);
+    assert_eq!(
+        mention_count(&app, "bob", &room).await,
+        0,
+        "bob was in the room: he read his mention at once"
+    );
+
+    let (status, body) = app
+        .delete("alice", &format!("/api/rooms/{room}/messages/{first}"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    eventually("a deleted mention no longer counts", || async {
+        (mention_count(&app, "carol", &room).await == 1).then_some(())
+    })
+    .await;
+
+    enter(&mut carol, "r", &room).await;
+    assert_eq!(
+        mention_count(&app, "carol", &room).await,
+        0,
+        "read on entering"
+    );
+    exit(&mut carol, "r").await;
+    mention(&app, "alice", &room, &["carol"]).await;
+    eventually("a new mention counts again", || async {
+        (mention_count(&app, "carol", &room).await == 1).then_some(())
+    })
+    .await;
+    assert_eq!(counts(&app, "carol", &room).await, (1, 1));
 }

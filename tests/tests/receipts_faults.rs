@@ -306,15 +306,39 @@ async fn flushing_redis_and_rebuilding_restores_identical_counts() {
         .delete("alice", &format!("/api/rooms/{room}/messages/{}", ids[3]))
         .await;
     assert!(status == 200 || status == 204, "{body}");
+    let mut mentioning = Vec::new();
+    for i in 0..2 {
+        let (status, sent) = app
+            .post(
+                "alice",
+                &format!("/api/rooms/{room}/messages"),
+                json!({"content": format!("@carol {i}"), "mentions": ["carol", "bob"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{sent}");
+        mentioning.push(sent["messageId"].as_str().expect("id").to_owned());
+    }
+    let (status, body) = app
+        .delete(
+            "alice",
+            &format!("/api/rooms/{room}/messages/{}", mentioning[0]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (status, body) = app
         .delete("dave", &format!("/api/rooms/{room}/members/me"))
         .await;
     assert!(status == 200 || status == 204, "{body}");
     ids.push(send(&app, "bob", &room, "last").await);
-    wait_for_badge(&app, "carol", 12).await;
+    wait_for_badge(&app, "carol", 13).await;
 
     let before = snapshot(&app).await;
     assert!(before.keys().any(|k| k.ends_with(":unread")), "{before:?}");
+    assert!(
+        before.values().any(|v| v.contains("m:carol"))
+            && before.keys().any(|k| k.ends_with(":mentions")),
+        "carol's mention count is part of the state: {before:?}"
+    );
     app.stop_receipts().await;
     let mut redis = app.env.redis.clone();
     let all: Vec<String> = redis::cmd("KEYS")
@@ -348,10 +372,10 @@ async fn flushing_redis_and_rebuilding_restores_identical_counts() {
     );
     let after = snapshot(&app).await;
     assert_eq!(after, before, "the rebuilt read state is identical");
-    assert_eq!(badge(&app, "carol").await, 12);
+    assert_eq!(badge(&app, "carol").await, 13);
 
     app.start_receipts();
     send(&app, "alice", &room, "after the rebuild").await;
-    wait_for_badge(&app, "carol", 13).await;
+    wait_for_badge(&app, "carol", 14).await;
     assert_eq!(badge(&app, "bob").await, 0, "bob is still in the room");
 }

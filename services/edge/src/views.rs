@@ -21,13 +21,16 @@ pub struct RoomView {
     #[serde(skip_serializing_if = "Option::is_none")]
     unread_count: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    mention_count: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     muted: Option<bool>,
 }
 
 impl RoomView {
-    /// The same room with the caller's `unreadCount` in it.
-    pub fn with_unread_count(mut self, count: u64) -> Self {
-        self.unread_count = Some(count);
+    /// The same room with the caller's `unreadCount` and `mentionCount` in it.
+    pub fn with_counts(mut self, unread: u64, mentions: u64) -> Self {
+        self.unread_count = Some(unread);
+        self.mention_count = Some(mentions);
         self
     }
 
@@ -48,6 +51,7 @@ impl From<&Room> for RoomView {
             last_message: room.last_message.as_ref().map(MessageView::from),
             updated_at: rfc3339_millis(room.updated_at),
             unread_count: None,
+            mention_count: None,
             muted: None,
         }
     }

@@ -5,7 +5,9 @@
 -- inf while present), bases (hash member -> chats not counted as unread), unread (zset of the
 -- CHATs someone may not have read: "seq sender", score seq), presence (hash member -> the
 -- edges where they have the room open, space-separated), outcomes (hash seq -> reply), fence
--- (the newest fencing epoch that wrote the room; outside `rs:`, so a rebuild keeps it).
+-- (the newest fencing epoch that wrote the room; outside `rs:`, so a rebuild keeps it),
+-- mentions (zset of "seq user user..." for CHATs that mentioned members who had not read
+-- them, score seq). A member's mentionCount is the field 'm:' .. member of the room hash.
 -- ARGV: fencing epoch (0: none), then per event: stream sequence, record ('1': keep the
 -- outcome until published), operation, how many arguments follow, the operation's arguments.
 -- One call per run, not per event: the room's counters are read and written once, and Redis
@@ -13,18 +15,22 @@
 --
 -- A member's unread count in the room is chats - base while absent, 0 while present. A
 -- message's unread set is the members whose position is below its sequence, but its sender.
+-- A member's mentionCount is how many CHATs of their unread set mention them: raised by such a
+-- CHAT, lowered by its DELETE, cleared when they enter (they read everything) or leave.
 --
 -- Returns {'fenced'} when a holder with a newer epoch has written the room (then nothing is
 -- written), or one reply per event: {kind, previous, chats, count, lastRead, changes...} where
--- kind is 'chat' (count: unreadCount), 'shown' (INVITE, room creation, DELETE, REACTION, EDIT), 'leave'
--- (count: readCount), 'info' (count: readCount, lastRead: the newest message read or ''),
+-- kind is 'chat' (count: unreadCount; lastRead's place holds every non-zero mentionCount of
+-- the room after it, "user count user count ..."), 'shown' (INVITE, room creation, DELETE,
+-- REACTION, EDIT), 'leave' (count: readCount), 'info' (count: readCount, lastRead: the newest
+-- message read or ''),
 -- 'out'; `previous` is the room's previous published event, `chats` the room's CHAT count
 -- after the event; each change is five strings: member, position and base before, position
 -- and base after ('' when not a member, 'inf' while present). Or {'none'} when clients hear
 -- nothing. An event applied before (a redelivery) changes nothing and gets the outcome
 -- recorded when it was applied, while that outcome is not marked published (published.lua).
-local k_room, k_pos, k_base, k_unread, k_presence, k_outcomes, k_fence =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local k_room, k_pos, k_base, k_unread, k_presence, k_outcomes, k_fence, k_mentions =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local epoch = tonumber(ARGV[1])
 
 if epoch > 0 then
@@ -63,10 +69,24 @@ end
 local function forget_read()
   local lowest = redis.call('ZRANGE', k_pos, 0, 0, 'WITHSCORES')
   if #lowest == 0 then
-    redis.call('DEL', k_unread)
+    redis.call('DEL', k_unread, k_mentions)
   else
     redis.call('ZREMRANGEBYSCORE', k_unread, '-inf', lowest[2])
+    redis.call('ZREMRANGEBYSCORE', k_mentions, '-inf', lowest[2])
   end
+end
+
+-- Every member's mentionCount that is not 0, as "user count user count ..." ('' when none).
+local function mention_counts()
+  local out = {}
+  local fields = redis.call('HGETALL', k_room)
+  for i = 1, #fields, 2 do
+    local u = string.match(fields[i], '^m:(.*)$')
+    if u then
+      out[#out + 1] = u .. ' ' .. fields[i + 1]
+    end
+  end
+  return table.concat(out, ' ')
 end
 
 -- The newest CHAT after position p that u did not send ('' when none).
@@ -112,7 +132,19 @@ local function apply(op, a, z)
     if unread > 0 then
       redis.call('ZADD', k_unread, seq, seq .. ' ' .. sender)
     end
-    answer('chat', unread, '')
+    local mentioned = {}
+    for i = a + 1, z do
+      local u = ARGV[i]
+      local p = redis.call('ZSCORE', k_pos, u)
+      if u ~= sender and p and p ~= 'inf' then
+        redis.call('HINCRBY', k_room, 'm:' .. u, 1)
+        mentioned[#mentioned + 1] = u
+      end
+    end
+    if #mentioned > 0 then
+      redis.call('ZADD', k_mentions, seq, seq .. ' ' .. table.concat(mentioned, ' '))
+    end
+    answer('chat', unread, mention_counts())
   elseif op == 'members' then
     for i = a, z do
       local u = ARGV[i]
@@ -138,6 +170,18 @@ local function apply(op, a, z)
           end
         end
       end
+      local mention = redis.call('ZRANGEBYSCORE', k_mentions, s, s)[1]
+      if mention then
+        redis.call('ZREM', k_mentions, mention)
+        for u in string.gmatch(string.match(mention, '^%d+ (.*)$'), '%S+') do
+          local p = redis.call('ZSCORE', k_pos, u)
+          if p and p ~= 'inf' and tonumber(p) < s then
+            if redis.call('HINCRBY', k_room, 'm:' .. u, -1) <= 0 then
+              redis.call('HDEL', k_room, 'm:' .. u)
+            end
+          end
+        end
+      end
     end
     answer('shown', '', '')
   elseif op == 'show' then
@@ -155,6 +199,7 @@ local function apply(op, a, z)
         count = chats - b
       end
       move(u, p, b, '', '')
+      redis.call('HDEL', k_room, 'm:' .. u)
       forget_read()
     end
     answer('leave', count, '')
@@ -174,6 +219,7 @@ local function apply(op, a, z)
           end
         end
         move(u, p, b, 'inf', chats)
+        redis.call('HDEL', k_room, 'm:' .. u)
         forget_read()
         answer('info', count, last)
       end

@@ -5,10 +5,11 @@
 //!
 //! | Key | Type | Holds |
 //! |---|---|---|
-//! | `rs:{room}:room` | hash | `applied` / `shown`: the last applied / published sequence; `chats`: CHATs ever recorded |
+//! | `rs:{room}:room` | hash | `applied` / `shown`: the last applied / published sequence; `chats`: CHATs ever recorded; `m:{user}`: the member's `mentionCount`, unread CHATs that mention them (absent when 0) |
 //! | `rs:{room}:positions` | sorted set | member -> read position: the sequence they have read up to, `inf` while present |
 //! | `rs:{room}:bases` | hash | member -> `chats` not counted as unread for them (their count is `chats - base` while absent) |
 //! | `rs:{room}:unread` | sorted set | `"{seq} {sender}"` of each CHAT someone may not have read (score: seq); forgotten once every position passed it |
+//! | `rs:{room}:mentions` | sorted set | `"{seq} {user} {user}..."` of each CHAT that mentioned members who had not read it (score: seq), so a DELETE can take it off their counts; forgotten once every position passed it |
 //! | `rs:{room}:presence` | hash | member -> the edges where they have the room open, space-separated |
 //! | `rs:{room}:outcomes` | hash | sequence -> what an applied event published (MessagePack), kept until the worker marks it published |
 //! | `receipts-fence:{room}` | string | the newest fencing epoch that wrote the room (not state: a rebuild keeps it) |
@@ -38,6 +39,8 @@ pub struct RoomKeys {
     pub bases: String,
     /// CHATs someone may not have read.
     pub unread: String,
+    /// CHATs that mentioned members who had not read them.
+    pub mentions: String,
     /// Edges per present member.
     pub presence: String,
     /// Outcomes not yet published.
@@ -72,6 +75,7 @@ impl ReadKeys {
             positions: key("positions"),
             bases: key("bases"),
             unread: key("unread"),
+            mentions: key("mentions"),
             presence: key("presence"),
             outcomes: key("outcomes"),
             fence: format!("{}receipts-fence:{{{room}}}", self.prefix),

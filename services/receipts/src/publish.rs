@@ -84,8 +84,8 @@ pub fn publications(log: &EventLog, event: &LoggedEvent, outcome: &Outcome) -> V
     out
 }
 
-/// Room-list feed entries: every member for a CHAT (with their `roomUnreadCount`), the first
-/// members of a new room, the invited for an INVITE.
+/// Room-list feed entries: every member for a CHAT (with their `roomUnreadCount` and
+/// `mentionCount`), the first members of a new room, the invited for an INVITE.
 fn feed(log: &EventLog, event: &LoggedEvent, outcome: &Outcome, body: &Value) -> Vec<Publication> {
     let mut headers = HeaderMap::new();
     headers.insert(EventLog::MESSAGE_ID_HEADER, event.seq.to_string().as_str());
@@ -99,11 +99,21 @@ fn feed(log: &EventLog, event: &LoggedEvent, outcome: &Outcome, body: &Value) ->
         body,
     };
     match (&event.envelope.event, outcome) {
-        (ChatEvent::Chat { .. }, Outcome::Chat { members, .. }) => members
+        (
+            ChatEvent::Chat { .. },
+            Outcome::Chat {
+                members, mentions, ..
+            },
+        ) => members
             .iter()
             .map(|(user, count)| {
+                let mentioned = mentions
+                    .iter()
+                    .find(|(u, _)| u == user)
+                    .map_or(0, |(_, n)| *n);
                 let mut body = body.clone();
                 set(&mut body, "roomUnreadCount", Value::from(*count));
+                set(&mut body, "mentionCount", Value::from(mentioned));
                 entry(user, Bytes::from(body.to_string()))
             })
             .collect(),
@@ -156,6 +166,7 @@ mod tests {
             previous: 9,
             unread: 1,
             members: vec![(user("alice"), 0), (user("carol"), 3)],
+            mentions: vec![(user("carol"), 2)],
         };
         let out = publications(&log, &event, &outcome);
         assert_eq!(out.len(), 3);
@@ -174,10 +185,13 @@ mod tests {
         assert_eq!(
             (
                 carol["unreadCount"].clone(),
-                carol["roomUnreadCount"].clone()
+                carol["roomUnreadCount"].clone(),
+                carol["mentionCount"].clone()
             ),
-            (1.into(), 3.into())
+            (1.into(), 3.into(), 2.into())
         );
+        let alice: Value = serde_json::from_slice(&out[1].body).expect("json");
+        assert_eq!(alice["mentionCount"], 0);
         assert_eq!(
             header(&out[2], EventLog::MESSAGE_ID_HEADER).as_deref(),
             Some("12")

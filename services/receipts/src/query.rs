@@ -51,15 +51,17 @@ for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. s)) do
 end
 return out";
 
-/// One member's unread count in a room: CHATs beyond their base while absent, 0 while
-/// present or not a member. KEYS: room, positions, bases. ARGV: the user.
+/// One member's unread count in a room (CHATs beyond their base while absent, 0 while present
+/// or not a member) and their mention count (unread CHATs that mention them, kept by
+/// `apply.lua` in the room hash). KEYS: room, positions, bases. ARGV: the user.
 const ROOM_COUNT: &str = r"
 local p = redis.call('ZSCORE', KEYS[2], ARGV[1])
 if not p or p == 'inf' then
-  return 0
+  return {0, 0}
 end
-local chats = tonumber(redis.call('HGET', KEYS[1], 'chats') or '0')
-return chats - tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')";
+local counts = redis.call('HMGET', KEYS[1], 'chats', 'm:' .. ARGV[1])
+local base = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+return {tonumber(counts[1] or '0') - base, tonumber(counts[2] or '0')}";
 
 /// Whether any absent member has anything unread. KEYS: room, positions, bases.
 const ANY_UNREAD: &str = r"
@@ -70,6 +72,15 @@ for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(inf')) do
   end
 end
 return 0";
+
+/// A member's counts in one room.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberCounts {
+    /// Messages they have not read (`unreadCount`).
+    pub unread: u64,
+    /// Of those, the CHATs that mention them (`mentionCount`).
+    pub mentions: u64,
+}
 
 /// Redis could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -167,13 +178,13 @@ impl UnreadCounts {
         }))
     }
 
-    /// `user`'s unread count in each of `rooms` (rooms without unread messages are absent),
-    /// in one round trip.
+    /// `user`'s counts in each of `rooms` (rooms where both are 0 are absent), in one round
+    /// trip.
     pub async fn of_user(
         &self,
         user: &UserId,
         rooms: &[RoomId],
-    ) -> Result<HashMap<RoomId, u64>, QueryError> {
+    ) -> Result<HashMap<RoomId, MemberCounts>, QueryError> {
         if rooms.is_empty() {
             return Ok(HashMap::new());
         }
@@ -204,7 +215,7 @@ impl UnreadCounts {
             }
             other => other?,
         };
-        let counts: Vec<u64> = replies
+        let counts: Vec<(u64, u64)> = replies
             .iter()
             .map(redis::from_redis_value_ref)
             .collect::<Result<_, _>>()
@@ -212,14 +223,19 @@ impl UnreadCounts {
         Ok(rooms
             .iter()
             .zip(counts)
-            .filter(|(_, count)| *count > 0)
-            .map(|(room, count)| (*room, count))
+            .filter(|(_, counts)| *counts != (0, 0))
+            .map(|(room, (unread, mentions))| (*room, MemberCounts { unread, mentions }))
             .collect())
     }
 
     /// `user`'s total badge: unread messages over `rooms`, their rooms.
     pub async fn total(&self, user: &UserId, rooms: &[RoomId]) -> Result<u64, QueryError> {
-        Ok(self.of_user(user, rooms).await?.values().sum())
+        Ok(self
+            .of_user(user, rooms)
+            .await?
+            .values()
+            .map(|counts| counts.unread)
+            .sum())
     }
 
     /// Whether anyone has anything unread in `room` (the seed's quick check).

@@ -36,6 +36,8 @@ pub struct Applied {
     pub count: u64,
     /// The newest message an INFO read.
     pub last_read: Option<u64>,
+    /// After a CHAT: every member's `mentionCount` that is not 0.
+    pub mentions: Vec<(UserId, u64)>,
     /// What it did to members.
     pub changes: Vec<Change>,
 }
@@ -114,6 +116,7 @@ pub fn applied(reply: Value) -> Result<Applied, ReadStateError> {
             chats: 0,
             count: 0,
             last_read: None,
+            mentions: Vec::new(),
             changes: Vec::new(),
         });
     }
@@ -122,6 +125,10 @@ pub fn applied(reply: Value) -> Result<Applied, ReadStateError> {
     let chats = number(at(2)?).ok_or_else(|| bad("chats"))?;
     let count = number(at(3)?).unwrap_or(0);
     let last_read = number(at(4)?);
+    let mentions = match kind {
+        Kind::Chat => mention_counts(&text(at(4)?).unwrap_or_default())?,
+        _ => Vec::new(),
+    };
     let rest = items.get(5..).unwrap_or_default();
     if rest.len() % 5 != 0 {
         return Err(bad("changes come in fives"));
@@ -142,8 +149,27 @@ pub fn applied(reply: Value) -> Result<Applied, ReadStateError> {
         chats,
         count,
         last_read,
+        mentions,
         changes,
     })
+}
+
+/// `"user count user count ..."` as `apply.lua` lists mention counts ('' for none).
+fn mention_counts(listed: &str) -> Result<Vec<(UserId, u64)>, ReadStateError> {
+    let words: Vec<&str> = listed.split_whitespace().collect();
+    if words.len() % 2 != 0 {
+        return Err(bad("mention counts come in pairs"));
+    }
+    words
+        .chunks(2)
+        .map(|pair| {
+            let user = UserId::parse(pair[0]).map_err(|e| bad(e.to_string()))?;
+            let count = pair[1]
+                .parse()
+                .map_err(|_| bad(format!("mention count {}", pair[1])))?;
+            Ok((user, count))
+        })
+        .collect()
 }
 
 /// Decodes one reply of `load.lua`.

@@ -88,6 +88,8 @@ pub enum Outcome {
         /// Every member with their unread count in the room, for the room-list feeds (empty
         /// when the event is applied silently: nobody hears it).
         members: Vec<(UserId, u64)>,
+        /// Every member's `mentionCount` that is not 0, for the feeds likewise.
+        mentions: Vec<(UserId, u64)>,
     },
     /// An INVITE, a room creation or a DELETE: published as stored.
     Shown {
@@ -218,7 +220,7 @@ impl ReadState {
         for run in &runs {
             let room = self.keys.room(&events[run[0]].envelope.room_id);
             let mut call = redis::cmd("EVALSHA");
-            call.arg(self.apply.get_hash()).arg(7);
+            call.arg(self.apply.get_hash()).arg(8);
             room_keys(&mut call, &room);
             call.arg(epoch);
             for &i in run {
@@ -362,6 +364,11 @@ impl ReadState {
                 } else {
                     Vec::new()
                 },
+                mentions: if publish {
+                    applied.mentions
+                } else {
+                    Vec::new()
+                },
             },
             Kind::Shown => Outcome::Shown { previous },
             Kind::Leave => Outcome::Leave {
@@ -456,7 +463,7 @@ fn is_no_script<T>(result: &Result<T, ReadStateError>) -> bool {
         if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
 }
 
-/// The seven keys `apply.lua` takes.
+/// The eight keys `apply.lua` takes.
 fn room_keys(call: &mut redis::Cmd, keys: &RoomKeys) {
     call.arg(&keys.room)
         .arg(&keys.positions)
@@ -464,7 +471,8 @@ fn room_keys(call: &mut redis::Cmd, keys: &RoomKeys) {
         .arg(&keys.unread)
         .arg(&keys.presence)
         .arg(&keys.outcomes)
-        .arg(&keys.fence);
+        .arg(&keys.fence)
+        .arg(&keys.mentions);
 }
 
 /// An edge and one of its `"{room} {user}"` presence entries.
@@ -508,8 +516,13 @@ fn room_runs(events: &[LoggedEvent]) -> Vec<Vec<usize>> {
 /// The script's operation for one event: its name, how many arguments follow, and them.
 fn operation(envelope: &Envelope, call: &mut redis::Cmd) {
     match &envelope.event {
-        ChatEvent::Chat { .. } => {
-            call.arg("chat").arg(1).arg(envelope.actor.as_str());
+        ChatEvent::Chat { mentions, .. } => {
+            call.arg("chat")
+                .arg(1 + mentions.len())
+                .arg(envelope.actor.as_str());
+            for user in mentions {
+                call.arg(user.as_str());
+            }
         }
         ChatEvent::RoomCreated { members: users, .. } | ChatEvent::Invite { user_ids: users } => {
             call.arg("members").arg(users.len());

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chat_schemas::{ChatEvent, RoomId, RoomKind, UserId};
 use futures::{StreamExt, TryStreamExt};
+use receipts::MemberCounts;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -156,8 +157,8 @@ pub fn room_too_large(max: usize) -> ApiError {
     )
 }
 
-/// The caller's rooms, most recent activity first, each with the caller's `unreadCount` and
-/// `muted`.
+/// The caller's rooms, most recent activity first, each with the caller's `unreadCount`,
+/// `mentionCount` and `muted`.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
@@ -174,7 +175,7 @@ pub async fn list(
     Ok(Json(json!({ "rooms": views })))
 }
 
-/// One room, to its members, with the caller's `unreadCount` and `muted`.
+/// One room, to its members, with the caller's `unreadCount`, `mentionCount` and `muted`.
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
@@ -207,13 +208,13 @@ async fn member_rooms(state: &AppState, caller: &UserId) -> Result<Vec<Room>, Ap
     Ok(rooms)
 }
 
-/// `caller`'s unread count in each of `rooms`, in one Redis round trip; rooms with none are
-/// absent.
+/// `caller`'s unread and mention counts in each of `rooms`, in one Redis round trip; rooms
+/// with neither are absent.
 async fn unread_by_room(
     state: &AppState,
     caller: &UserId,
     rooms: &[RoomId],
-) -> Result<HashMap<RoomId, u64>, ApiError> {
+) -> Result<HashMap<RoomId, MemberCounts>, ApiError> {
     Ok(state.unread.of_user(caller, rooms).await?)
 }
 
@@ -222,10 +223,11 @@ async fn muted_rooms(state: &AppState, caller: &UserId) -> Result<HashSet<RoomId
     Ok(state.store.user_settings().muted_rooms(caller).await?)
 }
 
-/// The room as the caller sees it: `unreadCount` 0 when `counts` has no entry for it.
-fn room_view(room: &Room, counts: &HashMap<RoomId, u64>, muted: bool) -> RoomView {
-    let count = counts.get(&room.id).copied().unwrap_or(0);
+/// The room as the caller sees it: `unreadCount` and `mentionCount` 0 when `counts` has no
+/// entry for it.
+fn room_view(room: &Room, counts: &HashMap<RoomId, MemberCounts>, muted: bool) -> RoomView {
+    let counts = counts.get(&room.id).copied().unwrap_or_default();
     RoomView::from(room)
-        .with_unread_count(count)
+        .with_counts(counts.unread, counts.mentions)
         .with_muted(muted)
 }
