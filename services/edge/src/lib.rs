@@ -11,6 +11,7 @@ pub mod events;
 pub mod extract;
 pub mod live;
 pub mod membership;
+pub mod observe;
 pub mod progress;
 pub mod rooms;
 pub mod settings;

@@ -203,6 +203,7 @@ impl Session {
 
     /// Handles one client frame.
     pub async fn handle(&mut self, frame: Frame, out: &mut Vec<Frame>) -> Result<Flow, StompError> {
+        crate::observe::frame_received(frame.command);
         let receipt = frame.header("receipt").map(str::to_owned);
         let result = self.dispatch(&frame, out).await;
         let flow = result.map_err(|mut e| {
@@ -235,12 +236,14 @@ impl Session {
         let user = self.user.clone();
         Box::pin(async move {
             let user = user.ok_or_else(|| StompError::new("PROTOCOL_ERROR", "not connected"))?;
+            let began = std::time::Instant::now();
             store_chat(&state, &user, job.room, job.content, job.client_message_id)
                 .await
                 .map_err(|e| StompError {
                     receipt: job.receipt.clone(),
                     ..StompError::from(e)
                 })?;
+            crate::observe::send_acked(began.elapsed());
             Ok(job.receipt)
         })
     }
@@ -336,6 +339,7 @@ impl Session {
                 .listen_user(user.clone(), self.conn, &self.mailbox)
                 .await
                 .map_err(|e| StompError::new(UNAVAILABLE, e.to_string()))?;
+            crate::observe::subscriptions(1.0);
             self.subscriptions.insert(
                 id,
                 Subscription {
@@ -405,6 +409,7 @@ impl Session {
                 return Err(unavailable(e));
             }
         };
+        crate::observe::subscriptions(1.0);
         self.subscriptions.insert(
             id.clone(),
             Subscription {
@@ -565,6 +570,7 @@ impl Session {
         if let Target::Room { delivered, .. } = &mut subscription.target {
             *delivered = event.seq;
         }
+        crate::observe::delivered();
         out.push(message(
             &subscription.destination,
             id,
@@ -579,6 +585,7 @@ impl Session {
     }
 
     fn release(&self, subscription: Subscription) {
+        crate::observe::subscriptions(-1.0);
         match subscription.target {
             Target::Room { room, .. } => {
                 self.state.hub.unlisten_room(&room, self.conn);
