@@ -324,15 +324,34 @@ impl Probe {
             }
         }
         let report = (self.checker)().await;
+        let ready = if report.status == Status::Unavailable {
+            0.0
+        } else {
+            1.0
+        };
+        metrics::gauge!("chat_ready").set(ready);
         *last = Some((Instant::now(), report.clone()));
         report
     }
 }
 
-/// `GET /healthz` (200 `ok` while the process serves) and `GET /readyz` (the probe's report).
+/// `GET /healthz` (200 `ok` while the process serves), `GET /readyz` (the probe's report) and
+/// `GET /metrics` (the process's Prometheus metrics, [`crate::metrics`]; each scrape refreshes
+/// `chat_ready` from the probe, so an alert sees a worker that is not ready).
 pub fn router(probe: Arc<Probe>) -> Router {
+    let scraped = probe.clone();
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let probe = scraped.clone();
+                async move {
+                    probe.report().await;
+                    crate::metrics::render().await
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

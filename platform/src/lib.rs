@@ -2,7 +2,7 @@
 //! ([`settings`]), its logs ([`telemetry`]), its connections to the servers it stands on
 //! ([`connect`], [`redis_connection`] for a single Redis or a cluster alike), appending to the log without ever blocking for good ([`append`]), reading it in batches
 //! through one long-lived pull ([`pull`]) and in order ([`log_order`]) and telling
-//! an orchestrator whether it can work ([`health`]). Nothing
+//! an orchestrator whether it can work ([`health`]) and how it is doing ([`metrics`]). Nothing
 //! service-specific lives here.
 
 pub mod append;
@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod connect;
 pub mod health;
 pub mod log_order;
+pub mod metrics;
 pub mod pull;
 pub mod redis_connection;
 pub mod settings;

@@ -46,17 +46,25 @@ pub struct Pull {
     /// already arrived).
     linger: Duration,
     messages: Option<Messages>,
+    /// `chat_consumer_pending_events` for this consumer: the events still to deliver, as the
+    /// last delivered one reported it, so lag costs no consumer-info request.
+    pending: metrics::Gauge,
 }
 
 impl Pull {
     /// A pull on `consumer` asking for `request_size` events per request; nothing is sent
     /// before the first [`Pull::next_batch`].
     pub fn new(consumer: PullConsumer, request_size: usize) -> Self {
+        let pending = metrics::gauge!(
+            "chat_consumer_pending_events",
+            "consumer" => consumer.cached_info().name.clone()
+        );
         Self {
             consumer,
             request_size: request_size.max(1),
             linger: Duration::ZERO,
             messages: None,
+            pending,
         }
     }
 
@@ -92,11 +100,27 @@ impl Pull {
                     .await?,
             ),
         };
-        let mut batch = Vec::new();
         let first = match tokio::time::timeout(wait, messages.next()).await {
-            Err(_idle) => return Ok(batch),
+            Err(_idle) => return Ok(Vec::new()),
             Ok(first) => first,
         };
+        let batch = self.gather(first, max).await?;
+        if let Some(pending) = batch.last().and_then(|last| last.info().ok()) {
+            self.pending.set(pending.pending as f64);
+        }
+        Ok(batch)
+    }
+
+    /// The batch that starts with `first`: see [`Pull::next_batch`].
+    async fn gather(
+        &mut self,
+        first: Option<Result<Message, MessagesError>>,
+        max: usize,
+    ) -> Result<Vec<Message>, PullError> {
+        let Some(messages) = self.messages.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let mut batch = Vec::new();
         let until = tokio::time::Instant::now() + self.linger;
         let mut next = first;
         loop {

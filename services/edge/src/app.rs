@@ -161,9 +161,12 @@ impl AppState {
         }))
     }
 
-    /// The HTTP routes over this state.
+    /// The HTTP routes over this state, with `GET /metrics`; every matched route is counted
+    /// and timed by its template.
     pub fn router(self: &Arc<Self>) -> Router {
         crate::api::router(self.clone())
+            .merge(chat_platform::metrics::router())
+            .route_layer(axum::middleware::from_fn(crate::observe::track_http))
     }
 }
 

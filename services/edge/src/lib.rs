@@ -12,6 +12,7 @@ pub mod extract;
 pub mod live;
 pub mod membership;
 pub mod message_changes;
+pub mod observe;
 pub mod progress;
 pub mod rooms;
 pub mod settings;

@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
+    chat_platform::metrics::install("edge").context("installing the metrics recorder")?;
     let state = AppState::connect(&settings).await?;
     let listener = listen(&settings.edge.listen)
         .await

@@ -8,6 +8,7 @@ use notifier::Settings;
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load().context("loading notifier settings")?;
     telemetry::init(&settings.log);
+    chat_platform::metrics::install("notifier").context("installing the metrics recorder")?;
     notifier::run(settings, shutdown::signal()).await?;
     Ok(())
 }

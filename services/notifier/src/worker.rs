@@ -277,6 +277,7 @@ async fn work(shared: &Shared, message: async_nats::jetstream::Message) {
         return;
     };
     let keepalive_every = shared.config.ack_wait() / 3;
+    let began = std::time::Instant::now();
     let handled = handle(shared, seq, &envelope);
     tokio::pin!(handled);
     let result = loop {
@@ -290,9 +291,13 @@ async fn work(shared: &Shared, message: async_nats::jetstream::Message) {
         }
     };
     let ack = match result {
-        Ok(()) => message.double_ack().await,
+        Ok(()) => {
+            chat_platform::metrics::applied(1, seq, began.elapsed());
+            message.double_ack().await
+        }
         Err(error) => {
             tracing::warn!(%error, seq, "cannot push now; the event will come back");
+            chat_platform::metrics::retried();
             message
                 .ack_with(AckKind::Nak(Some(std::time::Duration::from_secs(1))))
                 .await
@@ -430,7 +435,10 @@ async fn push_user(
         if record.begun_before {
             mark_resent(&mut body);
         }
-        match shared.fcm.send(&body).await {
+        let delivery = shared.fcm.send(&body).await;
+        metrics::counter!("chat_notifier_pushes_total", "outcome" => delivery.outcome())
+            .increment(1);
+        match delivery {
             Delivery::Delivered => record_sent(shared, &record.key, token).await?,
             Delivery::DeadToken(code) => {
                 tracing::info!(user, code, "FCM says the token is dead; removing it");

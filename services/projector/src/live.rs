@@ -281,6 +281,7 @@ impl Term {
             if let Some(last_seq) = batch.last_seq {
                 let keepalive = Keepalive::new(&batch.ackers, config.ack_wait(), batch.fetched);
                 let mut retry = Retry::new(Backoff::default(), &mut halt, Some(keepalive));
+                let began = std::time::Instant::now();
                 if self
                     .applier
                     .apply(&batch.events, last_seq, &mut retry)
@@ -302,6 +303,8 @@ impl Term {
                     );
                     return End::Stopped;
                 }
+                let sequence = u64::try_from(last_seq).unwrap_or_default();
+                chat_platform::metrics::applied(batch.events.len(), sequence, began.elapsed());
             }
             if let Err(error) = last.double_ack().await {
                 tracing::warn!(%error, "ack failed; the batch will be redelivered and applied again");

@@ -49,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let settings = Settings::load().context("loading projector settings")?;
     telemetry::init(&settings.log);
+    chat_platform::metrics::install("projector").context("installing the metrics recorder")?;
     match command {
         Command::Run => projector::run(settings, shutdown::signal()).await?,
         Command::Replay { keyspace } => {

@@ -122,6 +122,7 @@ impl<'a> Retry<'a> {
         what: &str,
         error: &(dyn fmt::Display + Sync),
     ) -> Result<(), Abandoned> {
+        chat_platform::metrics::retried();
         let delay = self.backoff.next_delay();
         tracing::warn!(
             %error,

@@ -33,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let settings = Settings::load().context("loading receipts settings")?;
     telemetry::init(&settings.log);
+    chat_platform::metrics::install("receipts").context("installing the metrics recorder")?;
     if rebuild {
         let report = receipts::rebuild(&settings)
             .await

@@ -92,6 +92,9 @@ pub async fn run(
     let _health = HealthServer::start(&config.health_listen, Arc::new(probe)).await?;
 
     let consumer_name = config.consumer();
+    metrics::gauge!("chat_receipts_partitions").set(f64::from(config.partitions));
+    // 1 while this process applies its partition: an alert finds a partition nobody applies.
+    let owned = metrics::gauge!("chat_receipts_partition_active", "partition" => config.partition.to_string());
     let reaper = tokio::spawn(reap_forever(
         Reaper {
             redis: redis.clone(),
@@ -115,12 +118,14 @@ pub async fn run(
     };
     let result = loop {
         role.step_down();
+        owned.set(0.0);
         let Some(lease) = acquire(&redis, &keys, &consumer_name, &config, &role, &stop).await?
         else {
             break Ok(());
         };
         applier.activity.progressed();
         role.active();
+        owned.set(1.0);
         let mut backoff = Backoff::default();
         while !stop.is_cancelled() && !lease.lost.is_cancelled() {
             let setup = durable_consumer(&stream, redis.clone(), &keys, &config, &log).await;
@@ -396,6 +401,7 @@ impl Applier {
                 self.activity.progressed();
                 continue;
             };
+            let began = std::time::Instant::now();
             let applied = loop {
                 let result = self
                     .state
@@ -417,6 +423,7 @@ impl Applier {
                 break;
             };
             backoff.reset();
+            chat_platform::metrics::applied(events.len(), last_seq, began.elapsed());
             if self.config.test_crash_after_apply != 0
                 && events
                     .iter()
@@ -581,6 +588,7 @@ async fn settle<T>(
         }
         Err(error) => {
             tracing::warn!(%error, "cannot write the read state to Redis; retrying");
+            chat_platform::metrics::retried();
             if lost.is_cancelled() || pause(backoff, stop).await {
                 ControlFlow::Break(None)
             } else {

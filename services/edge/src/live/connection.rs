@@ -40,6 +40,7 @@ const NEVER: Duration = Duration::from_secs(86_400 * 365);
 
 /// Serves one upgraded WebSocket until either side closes it.
 pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
+    let _open = crate::observe::OpenConnection::open();
     let (mut sink, mut stream) = socket.split();
     let (tx, mut inbox) = mpsc::channel(state.edge.outbound_queue);
     let overflowed = CancellationToken::new();
@@ -154,6 +155,7 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
             }
             () = sleep_until(write_deadline) => heart_beat = true,
             () = overflowed.cancelled() => {
+                crate::observe::slow_consumer();
                 close = Some(("slow consumer", Some(StompError::new(
                     "SLOW_CONSUMER",
                     "the client does not read fast enough",
@@ -178,7 +180,10 @@ pub async fn serve(socket: WebSocket, state: Arc<AppState>, conn: ConnId) {
                 tracing::debug!(conn, code = error.code, message = %error.message, "closing with ERROR");
             }
             match (&error, disconnect_receipt.take()) {
-                (Some(error), _) => out.push(error.frame()),
+                (Some(error), _) => {
+                    crate::observe::error_sent(error.code);
+                    out.push(error.frame());
+                }
                 (None, Some(receipt)) => out.push(Frame::receipt(&receipt)),
                 (None, None) => {}
             }
@@ -260,6 +265,7 @@ async fn finish_sends(
 }
 
 fn to_message(frame: Frame) -> Message {
+    crate::observe::frame_sent(frame.command);
     let bytes = frame.encode();
     match String::from_utf8(bytes) {
         Ok(text) => Message::Text(text.into()),

@@ -166,6 +166,7 @@ impl Session {
 
     /// Handles one client frame.
     pub async fn handle(&mut self, frame: Frame, out: &mut Vec<Frame>) -> Result<Flow, StompError> {
+        crate::observe::frame_received(frame.command);
         let receipt = frame.header("receipt").map(str::to_owned);
         let result = self.dispatch(&frame, out).await;
         let flow = result.map_err(|mut e| {
@@ -198,12 +199,14 @@ impl Session {
         let user = self.user.clone();
         Box::pin(async move {
             let user = user.ok_or_else(|| StompError::new("PROTOCOL_ERROR", "not connected"))?;
+            let began = std::time::Instant::now();
             store_chat(&state, &user, job.room, job.request)
                 .await
                 .map_err(|e| StompError {
                     receipt: job.receipt.clone(),
                     ..StompError::from(e)
                 })?;
+            crate::observe::send_acked(began.elapsed());
             Ok(job.receipt)
         })
     }
@@ -309,6 +312,7 @@ impl Session {
                 .listen_user(user.clone(), self.conn, &self.mailbox)
                 .await
                 .map_err(|e| StompError::new(UNAVAILABLE, e.to_string()))?;
+            crate::observe::subscriptions(1.0);
             self.subscriptions.insert(
                 id,
                 Subscription {
@@ -378,6 +382,7 @@ impl Session {
                 return Err(unavailable(e));
             }
         };
+        crate::observe::subscriptions(1.0);
         self.subscriptions.insert(
             id.clone(),
             Subscription {
@@ -585,6 +590,7 @@ impl Session {
         if let Target::Room { delivered, .. } = &mut subscription.target {
             *delivered = event.seq;
         }
+        crate::observe::delivered();
         out.push(message(
             &subscription.destination,
             id,
@@ -599,6 +605,7 @@ impl Session {
     }
 
     fn release(&mut self, subscription: Subscription) {
+        crate::observe::subscriptions(-1.0);
         match subscription.target {
             Target::Room { room, .. } => {
                 self.state.hub.unlisten_room(&room, self.conn);

@@ -40,6 +40,17 @@ pub enum Delivery {
     Failed(String),
 }
 
+impl Delivery {
+    /// The `outcome` label of `chat_notifier_pushes_total`: a fixed word, never the reason.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Delivery::Delivered => "delivered",
+            Delivery::DeadToken(_) => "dead_token",
+            Delivery::Failed(_) => "failed",
+        }
+    }
+}
+
 /// The HTTP client could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up TLS for FCM: {0}")]
