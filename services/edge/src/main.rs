@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     let state = AppState::connect(&settings).await?;
+    edge::web::announce(&settings.edge);
     let listener = listen(&settings.edge.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.edge.listen))?;
