@@ -203,6 +203,8 @@ async function createRoom(type, users, name) {
   const userIds = users.split(/[,\s]+/).filter(Boolean);
   try {
     const room = await state.api.createRoom(type, userIds, type === 'GROUP' ? name : undefined);
+    byId('new-users').value = '';
+    byId('new-name').value = '';
     await refreshRoom(room.roomId);
     openRoom(room.roomId);
   } catch (e) {
@@ -427,12 +429,19 @@ function onRoom(event) {
       }
       break;
     }
-    case 'DELETE':
+    case 'DELETE': {
       for (const id of event.messageIds) {
         const m = view.messages.get(id);
         if (m) Object.assign(m, { deleted: true, content: null, unreadCount: 0 });
       }
+      // The feed carries no DELETE: the list's preview learns it here.
+      const last = state.rooms.get(view.roomId)?.lastMessage;
+      if (last && event.messageIds.includes(last.messageId)) {
+        Object.assign(last, { deleted: true, content: null });
+        renderRooms();
+      }
       break;
+    }
     case 'INFO':
       view.present.add(event.userId);
       if (event.lastReadMessageId) markRead(event.userId, event.lastReadMessageId, event.readCount);
