@@ -214,4 +214,12 @@ test('two users chat in Korean: unread, delete, and a dropped socket that misses
   const ids = shown.map((m) => m.id);
   assert.equal(new Set(ids).size, ids.length, 'no message id twice');
   assert.deepEqual(shown.slice(-6).map((m) => m.text), [...missed, marker], 'in the order sent');
+
+  // At a phone's width one pane shows at a time: the room, then (back) the list.
+  await bob.page.setViewport({ width: 390, height: 760 });
+  const composer = await bob.page.$('[data-testid=composer]').then((el) => el.boundingBox());
+  assert.ok(composer && composer.x >= 0 && composer.x + composer.width <= 390, 'composer fits the width');
+  assert.equal(await bob.page.$('[data-testid=room-list]').then((el) => el.boundingBox()), null, 'list hidden in a room');
+  await bob.page.click('.back');
+  await bob.page.waitForSelector(`${bobsItem} button`, { visible: true, timeout: WAIT });
 });
