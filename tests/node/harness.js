@@ -193,8 +193,11 @@ async function waitHealthy(baseUrl, edge) {
   throw new Error(`edge at ${baseUrl} not healthy within 30 s (${last}); see ${edge.logFile}`);
 }
 
-/** Starts everything; call from `before()`. Resolves with the environment. */
-async function startEnv() {
+/**
+ * Starts everything; call from `before()`. Resolves with the environment. `extraVars` are more
+ * CHAT_* settings for the services (the web test turns on the development login with them).
+ */
+async function startEnv(extraVars = {}) {
   if (current) return current;
   const { child: testenv, vars } = await startTestEnv();
   const port = await freePort();
@@ -203,6 +206,7 @@ async function startEnv() {
     ...vars,
     CHAT_JWT_SECRET: secret,
     CHAT_EDGE__LISTEN: `127.0.0.1:${port}`,
+    ...extraVars,
   };
   const projector = spawnService('projector', serviceVars);
   const receipts = spawnService('receipts', serviceVars);
@@ -711,6 +715,7 @@ module.exports = {
   sendHttp,
   signToken,
   sleep,
+  ROOT,
   startEnv,
   stopEnv,
   tokenFor,

@@ -49,17 +49,27 @@ pub enum KeyError {
         /// What the parser said.
         source: jsonwebtoken::errors::Error,
     },
+    /// The development login mints HS256 tokens, which an RS256 edge would refuse.
+    #[error("edge.dev_login needs HS256 tokens, but CHAT_JWT_PUBLIC_KEY_FILE selects RS256")]
+    DevLoginNeedsHs256,
 }
 
 /// Verifies access tokens with the configured key.
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
+    /// The HS256 secret, kept only when the development login may mint tokens with it.
+    dev_secret: Option<String>,
 }
 
 impl Authenticator {
     /// RS256 with the public key file when one is configured, else HS256 with the secret.
     pub fn from_settings(settings: &Settings) -> Result<Self, KeyError> {
+        let rs256 = matches!(&settings.jwt_public_key_file, Some(path) if !path.is_empty());
+        if rs256 && settings.edge.dev_login {
+            return Err(KeyError::DevLoginNeedsHs256);
+        }
+        let dev_secret = settings.edge.dev_login.then(|| settings.jwt_secret.clone());
         let (key, algorithm) = match &settings.jwt_public_key_file {
             Some(path) if !path.is_empty() => {
                 let pem = std::fs::read(path).map_err(|source| KeyError::Read {
@@ -81,7 +91,22 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = 0;
         validation.validate_aud = false;
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            dev_secret,
+        })
+    }
+
+    /// A token for `user` from the development login, or `None` when it is turned off.
+    pub fn mint_dev(
+        &self,
+        user: &UserId,
+        ttl: Duration,
+    ) -> Option<Result<String, jsonwebtoken::errors::Error>> {
+        self.dev_secret
+            .as_deref()
+            .map(|secret| mint(secret, user, ttl))
     }
 
     /// The user a token was issued to.

@@ -19,6 +19,7 @@ pub mod settings;
 pub mod stomp;
 pub mod store;
 pub mod views;
+pub mod web;
 pub mod writer;
 
 pub use app::{AppState, StartError};

@@ -46,6 +46,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     telemetry::init(&settings.log);
     chat_platform::metrics::install("edge").context("installing the metrics recorder")?;
     let state = AppState::connect(&settings).await?;
+    edge::web::announce(&settings.edge);
     let listener = listen(&settings.edge.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.edge.listen))?;

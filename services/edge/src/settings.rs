@@ -32,6 +32,9 @@ heart_beat_ms = 10000
 presence_heartbeat_ms = 5000
 presence_ttl_ms = 15000
 max_push_tokens_per_user = 10
+dev_login = false
+web = true
+web_dir = "web/dist"
 "#;
 
 /// Everything the edge reads from configuration.
@@ -103,6 +106,14 @@ pub struct EdgeSettings {
     /// Most push tokens one user may have; registering one more replaces their least recently
     /// registered token. Values below 1 count as 1.
     pub max_push_tokens_per_user: usize,
+    /// Whether `POST /api/dev/login` hands out a token for any user id: for local development
+    /// only (`scripts/up` turns it on), since it lets anyone act as anyone. Needs HS256 tokens.
+    pub dev_login: bool,
+    /// Whether the edge serves the web client from [`EdgeSettings::web_dir`] at `/`.
+    pub web: bool,
+    /// Directory of the built web client (`web/dist`, made by `npm run build` in `web/`),
+    /// relative to the working directory unless absolute.
+    pub web_dir: String,
 }
 
 impl EdgeSettings {

@@ -1,5 +1,6 @@
 //! The HTTP API under `/api`, plus health endpoints; `docs/api.md` is its contract.
 
+mod dev_login;
 mod edits;
 mod members;
 mod messages;
@@ -12,7 +13,6 @@ mod unread;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use chat_platform::health::Report;
@@ -27,7 +27,7 @@ use crate::store::Room;
 /// Every route of the edge.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.edge.max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .route("/api/rooms", get(rooms::list).post(rooms::create))
         .route("/api/rooms/{room_id}", get(rooms::show))
         .route(
@@ -57,10 +57,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/users/me/push-tokens/{token}", delete(push::remove))
         .route("/ws", get(crate::live::upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
-        })
+        .route("/readyz", get(ready));
+    // Off by default: without the route the path is an unknown endpoint like any other.
+    let routes = if state.edge.dev_login {
+        routes.route("/api/dev/login", post(dev_login::login))
+    } else {
+        routes
+    };
+    routes
+        .fallback(crate::web::fallback)
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
