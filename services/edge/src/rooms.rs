@@ -244,7 +244,8 @@ pub async fn send_chat(
     })
 }
 
-/// Deletes a CHAT for everyone; only its sender may. Deleting it again changes nothing.
+/// Deletes a CHAT for everyone; only its sender may. Deleting it again changes nothing. An id
+/// past the largest sequence Cassandra stores (`i64::MAX`) names no message: 404, as any other.
 pub async fn delete_chat(
     state: &AppState,
     caller: &UserId,
@@ -258,7 +259,7 @@ pub async fn delete_chat(
             "no such message",
         )
     };
-    let seq = sequence_as_id(id.sequence())?;
+    let seq = i64::try_from(id.sequence()).map_err(|_| not_found())?;
     let message = state
         .store
         .message(room, seq)
