@@ -24,6 +24,7 @@ use crate::views::RoomView;
 #[serde(rename_all = "camelCase")]
 pub struct Invite {
     /// Who to invite; users already in the room are skipped.
+    #[schema(value_type = Vec<UserId>)]
     user_ids: Vec<String>,
 }
 

@@ -29,10 +29,15 @@ const MAX_LIMIT: usize = 100;
 #[serde(rename_all = "camelCase")]
 pub struct SendMessage {
     /// Not empty nor only whitespace; at most 4000 characters by default.
+    #[schema(pattern = "\\S")]
     content: String,
     /// Makes resends idempotent: 1-64 characters, no control characters.
     #[serde(default)]
-    #[schema(min_length = 1, max_length = 64)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     client_message_id: Option<String>,
 }
 
@@ -152,7 +157,7 @@ pub async fn history(
     security(("bearer" = [])),
     params(
         ("roomId" = uuid::Uuid, Path, description = "The room"),
-        ("messageId" = String, Path, description = "The message: a positive decimal integer"),
+        ("messageId" = String, Path, description = "The message: a positive decimal integer", pattern = "^[1-9][0-9]*$"),
     ),
     responses(
         (status = 200, description = "The tombstone (also when it was deleted before)", body = MessageView),

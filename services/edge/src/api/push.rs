@@ -26,6 +26,7 @@ pub const PLATFORMS: [&str; 3] = ["android", "ios", "web"];
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterToken {
     /// The device token: 1-4096 characters without whitespace or control characters.
+    #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+$", max_length = 4096)]
     token: String,
     /// `android`, `ios` or `web`.
     #[schema(pattern = "^(android|ios|web)$")]

@@ -40,6 +40,7 @@ pub struct CreateRoom {
     name: Option<String>,
     /// DIRECT: exactly one other user; GROUP: the first members besides the creator.
     #[serde(default)]
+    #[schema(value_type = Vec<UserId>)]
     user_ids: Vec<String>,
 }
 

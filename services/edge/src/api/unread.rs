@@ -49,7 +49,7 @@ pub async fn badge(
     security(("bearer" = [])),
     params(
         ("roomId" = uuid::Uuid, Path, description = "The room"),
-        ("messageId" = String, Path, description = "The message: a positive decimal integer"),
+        ("messageId" = String, Path, description = "The message: a positive decimal integer", pattern = "^[1-9][0-9]*$"),
     ),
     responses(
         (status = 200, description = "The members who have not read the message, sorted", body = UnreadUsers),
