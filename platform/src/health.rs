@@ -41,8 +41,8 @@ pub const STALLED_AFTER: Duration = Duration::from_secs(30);
 /// The outcome of one check: `Err` holds why the dependency is down.
 pub type Check = Result<(), String>;
 
-/// Whether the service can do its job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Whether the service can do its job; its schema is part of the edge's OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Everything answers.
@@ -54,16 +54,18 @@ pub enum Status {
 }
 
 /// The body of `/readyz`: the overall status, each check by name, and a role when the
-/// service can be active or standby.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// service can be active or standby; its schema is part of the edge's OpenAPI document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Report {
     /// The overall answer; 503 only for [`Status::Unavailable`].
     pub status: Status,
     /// Each check: `"ok"` or `"down: <reason>"`.
+    #[schema(value_type = BTreeMap<String, String>)]
     pub checks: BTreeMap<&'static str, String>,
     /// `"active"`, `"standby"` or `"starting"` ([`Role`]) for services of which one instance
     /// works at a time.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
     pub role: Option<&'static str>,
 }
 

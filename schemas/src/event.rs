@@ -34,8 +34,9 @@ impl Timestamp {
     }
 }
 
-/// Whether a room is the one 1:1 room of a pair or a named group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Whether a room is the one 1:1 room of a pair or a named group; its schema is the `type` of a
+/// room in the HTTP API's OpenAPI document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RoomKind {
     /// The single room shared by exactly two users.

@@ -59,9 +59,11 @@ impl fmt::Display for RoomId {
 
 /// A user, as named by the `sub` claim of their token.
 ///
-/// The character set keeps ids safe inside NATS subjects, Redis keys and CQL text.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+/// The character set keeps ids safe inside NATS subjects, Redis keys and CQL text. Its schema, in
+/// the HTTP API's OpenAPI document, is that rule as a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, pattern = "^[A-Za-z0-9_.@-]{1,128}$")]
 pub struct UserId(String);
 
 impl UserId {

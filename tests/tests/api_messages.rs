@@ -325,7 +325,13 @@ async fn only_the_sender_deletes_for_everyone() {
         "a repeated delete appends nothing"
     );
 
-    for missing in ["999999", "abc"] {
+    // Ids past i64::MAX, the largest sequence Cassandra stores, name no entry either.
+    for missing in [
+        "999999",
+        "abc",
+        "9223372036854775808",
+        "18446744073709551615",
+    ] {
         let (status, body) = app
             .delete("alice", &format!("/api/rooms/{room}/messages/{missing}"))
             .await;

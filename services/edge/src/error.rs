@@ -4,7 +4,8 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 
@@ -66,6 +67,11 @@ impl ApiError {
         )
     }
 
+    /// The JSON body this error answers with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody::new(self.code, self.message.clone())
+    }
+
     /// 503 for a server the edge depends on failing.
     pub fn unavailable(what: &str, error: impl std::fmt::Display) -> Self {
         tracing::error!(%error, "{what} failed");
@@ -94,9 +100,39 @@ impl From<receipts::QueryError> for ApiError {
     }
 }
 
+/// The body of every error answer; its schema is the OpenAPI document's `Error`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// The `error` of an [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code clients switch on, e.g. `NOT_A_MEMBER`.
+    #[schema(pattern = "^[A-Z][A-Z_]*$")]
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// The body of an error with `code` and `message`, as the OpenAPI document's examples show.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(json!({"error": {"code": self.code, "message": self.message}}));
+        let body = Json(self.body());
         if self.status == StatusCode::UNAUTHORIZED {
             (self.status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
         } else {

@@ -121,20 +121,31 @@ pub struct StoredChat {
     pub appended: Option<Envelope>,
 }
 
-/// A CHAT as a client asks for it, in a POST or a SEND body, not checked yet.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+/// A CHAT as a client asks for it, in a POST or a SEND body, not checked yet: the body of
+/// `POST /api/rooms/{roomId}/messages` in the OpenAPI document.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = SendMessage)]
 pub struct ChatRequest {
-    /// The text.
+    /// Not empty nor only whitespace; at most 4000 characters by default.
+    #[schema(pattern = "\\S")]
     pub content: String,
-    /// The sender's own id for it, which makes a resend idempotent.
+    /// Makes resends idempotent: 1-64 characters, no control characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$"
+    )]
     pub client_message_id: Option<String>,
-    /// The CHAT of the room it answers: a message id, as a decimal string (or a number).
+    /// The CHAT of the same room it answers, not deleted: its message id (a number is accepted
+    /// too).
     #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[1-9][0-9]*$")]
     pub reply_to: Option<serde_json::Value>,
-    /// Members it mentions.
+    /// Members of the room it mentions, at most 50; repeats are dropped.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub mentions: Option<Vec<String>>,
 }
 
@@ -354,7 +365,8 @@ pub async fn send_chat(
     })
 }
 
-/// Deletes a CHAT for everyone; only its sender may. Deleting it again changes nothing.
+/// Deletes a CHAT for everyone; only its sender may. Deleting it again changes nothing. An id
+/// past the largest sequence Cassandra stores (`i64::MAX`) names no message: 404, as any other.
 pub async fn delete_chat(
     state: &AppState,
     caller: &UserId,
@@ -368,7 +380,7 @@ pub async fn delete_chat(
             "no such message",
         )
     };
-    let seq = sequence_as_id(id.sequence())?;
+    let seq = i64::try_from(id.sequence()).map_err(|_| not_found())?;
     let message = state
         .store
         .message(room, seq)

@@ -1,28 +1,45 @@
 //! The JSON shapes of rooms, messages and push tokens, exactly as `docs/api.md` documents them.
+//! Each derives its OpenAPI schema, so the served document (`/api/openapi.json`) is these types.
 
 use chat_schemas::view::rfc3339_millis;
 use chat_schemas::{RoomKind, UserId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::store::user_settings::PushToken;
 use crate::store::{Message, Room};
 
 /// A room as clients see it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Room)]
 pub struct RoomView {
+    #[schema(format = Uuid)]
     room_id: String,
     #[serde(rename = "type")]
     kind: RoomKind,
+    /// `null` for DIRECT rooms.
     name: Option<String>,
+    /// Sorted.
     members: Vec<String>,
+    /// The latest CHAT (a deleted one as its tombstone), without `unreadCount`.
     last_message: Option<MessageView>,
+    /// The latest activity: creation, CHAT, INVITE, LEAVE.
+    #[schema(format = DateTime)]
     updated_at: String,
+    /// The caller's unread messages in the room; only in `GET /api/rooms` and
+    /// `GET /api/rooms/{roomId}`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     unread_count: Option<u64>,
+    /// Of those, the CHATs that mention the caller; only where `unreadCount` is.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     mention_count: Option<u64>,
+    /// Whether the caller muted the room's push notifications; only in `GET /api/rooms` and
+    /// `GET /api/rooms/{roomId}`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     muted: Option<bool>,
 }
 
@@ -60,48 +77,79 @@ impl From<&Room> for RoomView {
 /// A history entry as clients see it; `userIds` only on INVITE and LEAVE entries, `unreadCount`
 /// and `reactions` only on CHAT entries of a history page; `replyTo`, `mentions` and `editedAt`
 /// only when a CHAT (not deleted) has them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Message)]
 pub struct MessageView {
+    /// The event's sequence number in the log, in decimal.
+    #[schema(pattern = "^[1-9][0-9]*$")]
     message_id: String,
+    #[schema(format = Uuid)]
     room_id: String,
+    /// `CHAT`, `INVITE` or `LEAVE`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^(CHAT|INVITE|LEAVE)$")]
     kind: String,
+    /// The sender (CHAT), inviter (INVITE) or leaver (LEAVE).
     sender_id: Option<String>,
+    /// `null` for a tombstone and for INVITE and LEAVE entries.
     content: Option<String>,
     deleted: bool,
+    #[schema(format = DateTime)]
     sent_at: String,
+    /// Who was invited or who left; only on INVITE and LEAVE entries.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     user_ids: Option<Vec<String>>,
+    /// Only when the sender gave one.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     client_message_id: Option<String>,
+    /// The CHAT a reply answers; only on replies that are not deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     reply_to: Option<QuoteView>,
+    /// Members the CHAT mentions; only when it mentions some.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
     mentions: Vec<String>,
+    /// When the sender last edited it; only once they did.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false, format = DateTime)]
     edited_at: Option<String>,
+    /// How many members have not read it; only on the CHAT entries of a history page.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     unread_count: Option<u64>,
+    /// The caller's view of a CHAT's reactions, ordered by first use; on CHAT entries only,
+    /// never on a room's `lastMessage`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     reactions: Option<Vec<ReactionView>>,
 }
 
 /// The CHAT a reply answers: its content as it was when the reply was sent, or `deleted` once
 /// it is deleted.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Quote)]
 pub struct QuoteView {
+    #[schema(pattern = "^[1-9][0-9]*$")]
     message_id: String,
     sender_id: String,
+    /// Its content when the reply was sent, at most 100 characters; absent once deleted.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, nullable = false)]
     content: Option<String>,
+    /// `true` once the quoted CHAT is deleted; absent before.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     deleted: bool,
 }
 
 /// One emoji's reactions to a CHAT, as one member sees them.
-#[derive(Debug, PartialEq, Eq, Serialize)]
+#[derive(Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = Reaction)]
 pub struct ReactionView {
     emoji: String,
     count: u64,
@@ -204,11 +252,17 @@ impl From<&Message> for MessageView {
 }
 
 /// A push token as its owner sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = PushToken)]
 pub struct PushTokenView {
+    /// The device token exactly as registered.
     token: String,
+    /// `android`, `ios` or `web`.
+    #[schema(pattern = "^(android|ios|web)$")]
     platform: String,
+    /// When the caller last registered it.
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -220,6 +274,58 @@ impl From<&PushToken> for PushTokenView {
             updated_at: rfc3339_millis(token.updated_at),
         }
     }
+}
+
+/// `GET /api/rooms`: the caller's rooms, most recent activity first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoomList {
+    /// Each with the caller's `unreadCount` and `muted`.
+    pub rooms: Vec<RoomView>,
+}
+
+/// `GET /api/rooms/{roomId}/messages`: one page of history, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPage {
+    /// CHAT entries carry their `unreadCount`.
+    pub messages: Vec<MessageView>,
+    /// The cursor of the next older page, `null` when this page reaches the start of the room.
+    #[schema(pattern = "^[1-9][0-9]*$")]
+    pub next_before: Option<String>,
+}
+
+/// `GET /api/rooms/{roomId}/messages/{messageId}/unread`: who has not read the message.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UnreadUsers {
+    /// Sorted by byte order.
+    pub user_ids: Vec<String>,
+}
+
+/// `GET /api/users/me/unread`: the caller's total badge.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Badge {
+    /// The sum of the caller's `unreadCount` over all their rooms.
+    pub unread_count: u64,
+}
+
+/// `PUT /api/rooms/{roomId}/mute`: the caller's mute of the room, as now stored.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MuteState {
+    /// The room.
+    #[schema(format = Uuid)]
+    pub room_id: String,
+    /// Whether the caller gets no push notifications for it.
+    pub muted: bool,
+}
+
+/// `GET /api/users/me/push-tokens`: the caller's tokens, most recently registered first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushTokenList {
+    /// `[]` when none.
+    pub tokens: Vec<PushTokenView>,
 }
 
 #[cfg(test)]

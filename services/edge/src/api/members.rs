@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use chat_schemas::{ChatEvent, RoomKind, UserId};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
+use super::doc;
 use super::rooms::{read_room, room_too_large};
 use super::{room_id, user_ids};
 use crate::app::AppState;
@@ -18,9 +20,11 @@ use crate::store::Room;
 use crate::views::RoomView;
 
 /// Body of `POST /api/rooms/{roomId}/members`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Invite {
+    /// Who to invite; users already in the room are skipped.
+    #[schema(value_type = Vec<UserId>)]
     user_ids: Vec<String>,
 }
 
@@ -35,6 +39,26 @@ fn require_member(room: Option<&Room>, caller: &UserId) -> Result<Room, ApiError
 }
 
 /// Invites users into a group; 200 with the room. Users already in it are skipped.
+#[utoipa::path(
+    post,
+    path = "/api/rooms/{roomId}/members",
+    tag = "rooms",
+    operation_id = "invite",
+    security(("bearer" = [])),
+    params(("roomId" = uuid::Uuid, Path, description = "The group")),
+    request_body = Invite,
+    responses(
+        (status = 200, description = "The room, with the new members", body = RoomView),
+        (status = 400, response = inline(doc::InviteRefused)),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 403, response = inline(doc::NotAMember)),
+        (status = 404, response = inline(doc::RoomNotFound)),
+        (status = 409, response = inline(doc::InviteConflict)),
+        (status = 413, response = inline(doc::BodyTooLarge)),
+        (status = 422, response = inline(doc::RoomTooLarge)),
+        (status = 503, response = inline(doc::WriteUnavailable)),
+    ),
+)]
 pub async fn invite(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
@@ -74,6 +98,22 @@ pub async fn invite(
 }
 
 /// The caller quits the room; 204.
+#[utoipa::path(
+    delete,
+    path = "/api/rooms/{roomId}/members/me",
+    tag = "rooms",
+    operation_id = "leave",
+    security(("bearer" = [])),
+    params(("roomId" = uuid::Uuid, Path, description = "The room")),
+    responses(
+        (status = 204, description = "The caller left the room"),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 403, response = inline(doc::NotAMember)),
+        (status = 404, response = inline(doc::RoomNotFound)),
+        (status = 409, response = inline(doc::RoomBusy)),
+        (status = 503, response = inline(doc::WriteUnavailable)),
+    ),
+)]
 pub async fn leave(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,

@@ -1,6 +1,9 @@
 //! The HTTP API under `/api`, plus health endpoints; `docs/api.md` is its contract.
 
 mod dev_login;
+pub mod doc;
+#[cfg(test)]
+mod doc_tests;
 mod edits;
 mod members;
 mod messages;
@@ -13,65 +16,89 @@ mod unread;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use axum::Router;
 use chat_platform::health::Report;
 use chat_schemas::{RoomId, UserId};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::store::Room;
 
-/// Every route of the edge.
+/// Every route of the edge, with its state.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.edge.max_body_bytes;
-    let routes = Router::new()
-        .route("/api/rooms", get(rooms::list).post(rooms::create))
-        .route("/api/rooms/{room_id}", get(rooms::show))
-        .route(
-            "/api/rooms/{room_id}/messages",
-            get(messages::history).post(messages::send),
-        )
-        .route(
-            "/api/rooms/{room_id}/messages/{message_id}",
-            delete(messages::delete).patch(edits::edit),
-        )
-        .route(
-            "/api/rooms/{room_id}/messages/{message_id}/reactions/{emoji}",
-            put(reactions::add).delete(reactions::remove),
-        )
-        .route(
-            "/api/rooms/{room_id}/messages/{message_id}/unread",
-            get(unread::readers_missing),
-        )
-        .route("/api/rooms/{room_id}/members", post(members::invite))
-        .route("/api/rooms/{room_id}/members/me", delete(members::leave))
-        .route("/api/rooms/{room_id}/mute", put(mutes::set))
-        .route("/api/users/me/unread", get(unread::badge))
-        .route(
-            "/api/users/me/push-tokens",
-            get(push::list).put(push::register),
-        )
-        .route("/api/users/me/push-tokens/{token}", delete(push::remove))
-        .route("/ws", get(crate::live::upgrade))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready));
-    // Off by default: without the route the path is an unknown endpoint like any other.
-    let routes = if state.edge.dev_login {
-        routes.route("/api/dev/login", post(dev_login::login))
-    } else {
-        routes
-    };
-    routes
-        .fallback(crate::web::fallback)
+    unstated()
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
 
+/// Every route of the edge before it gets its state: the documented ones, the WebSocket (STOMP,
+/// `docs/protocol.md`, not HTTP API), and the web client (`docs/web.md`) or the JSON 404 of
+/// every other path.
+pub fn unstated() -> Router<Arc<AppState>> {
+    let (routes, _) = documented().split_for_parts();
+    routes
+        .route("/ws", get(crate::live::upgrade))
+        .fallback(crate::web::fallback)
+}
+
+/// The OpenAPI document of every route [`documented`] serves.
+pub fn document() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
+/// The routes of the HTTP API and the health endpoints, each registered with its
+/// `#[utoipa::path]` operation, so a route and its documentation are one item.
+fn documented() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+        .routes(routes!(rooms::list, rooms::create))
+        .routes(routes!(rooms::show))
+        .routes(routes!(messages::history, messages::send))
+        .routes(routes!(messages::delete, edits::edit))
+        .routes(routes!(reactions::add, reactions::remove))
+        .routes(routes!(unread::readers_missing))
+        .routes(routes!(members::invite))
+        .routes(routes!(members::leave))
+        .routes(routes!(mutes::set))
+        .routes(routes!(unread::badge))
+        .routes(routes!(push::list, push::register))
+        .routes(routes!(push::remove))
+        .routes(routes!(dev_login::login))
+        .routes(routes!(doc::openapi))
+        .routes(routes!(healthz))
+        .routes(routes!(ready))
+}
+
+/// 200 `ok` while the process serves HTTP, whatever its dependencies do (`docs/health.md`).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    operation_id = "healthz",
+    responses((status = 200, description = "The process serves HTTP", body = String, content_type = "text/plain")),
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
 /// 200 while the edge can carry chat (NATS and Redis answer, not shutting down), 503 otherwise;
 /// the body names each dependency's state (`docs/health.md`).
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "meta",
+    operation_id = "readyz",
+    responses(
+        (status = 200, description = "`ready`, or `degraded` when only Cassandra is down", body = Report),
+        (status = 503, description = "`unavailable`: NATS or Redis is down, or the edge is shutting down", body = Report),
+    ),
+)]
 async fn ready(State(state): State<Arc<AppState>>) -> Report {
     state.readiness.report().await
 }

@@ -7,13 +7,14 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
-use super::object_body;
+use super::{doc, object_body};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
-use crate::views::PushTokenView;
+use crate::views::{PushTokenList, PushTokenView};
 
 /// Longest push token, in characters.
 pub const MAX_TOKEN_CHARS: usize = 4096;
@@ -22,13 +23,32 @@ pub const MAX_TOKEN_CHARS: usize = 4096;
 pub const PLATFORMS: [&str; 3] = ["android", "ios", "web"];
 
 /// Body of `PUT /api/users/me/push-tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterToken {
+    /// The device token: 1-4096 characters without whitespace or control characters.
+    #[schema(pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+$", max_length = 4096)]
     token: String,
+    /// `android`, `ios` or `web`.
+    #[schema(pattern = "^(android|ios|web)$")]
     platform: String,
 }
 
 /// Registers (or registers again) a device token for the caller: 200 with the stored token.
+#[utoipa::path(
+    put,
+    path = "/api/users/me/push-tokens",
+    tag = "settings",
+    operation_id = "registerPushToken",
+    security(("bearer" = [])),
+    request_body = RegisterToken,
+    responses(
+        (status = 200, description = "The token as stored", body = PushTokenView),
+        (status = 400, response = inline(doc::RegisterRefused)),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 413, response = inline(doc::BodyTooLarge)),
+        (status = 503, response = inline(doc::Unavailable)),
+    ),
+)]
 pub async fn register(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
@@ -51,17 +71,43 @@ pub async fn register(
 }
 
 /// The caller's push tokens, most recently registered first: `{"tokens": [...]}`.
+#[utoipa::path(
+    get,
+    path = "/api/users/me/push-tokens",
+    tag = "settings",
+    operation_id = "listPushTokens",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's tokens, most recently registered first", body = PushTokenList),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 503, response = inline(doc::Unavailable)),
+    ),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PushTokenList>, ApiError> {
     let tokens = state.store.user_settings().push_tokens(&caller).await?;
     let views: Vec<PushTokenView> = tokens.iter().map(PushTokenView::from).collect();
-    Ok(Json(json!({ "tokens": views })))
+    Ok(Json(PushTokenList { tokens: views }))
 }
 
 /// Removes one of the caller's tokens: 204, or 404 `PUSH_TOKEN_NOT_FOUND` when the caller has
 /// no such token (also when it is another user's).
+#[utoipa::path(
+    delete,
+    path = "/api/users/me/push-tokens/{token}",
+    tag = "settings",
+    operation_id = "removePushToken",
+    security(("bearer" = [])),
+    params(("token" = String, Path, description = "The token, percent-encoded as one path segment")),
+    responses(
+        (status = 204, description = "The token is removed"),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 404, response = inline(doc::PushTokenNotFound)),
+        (status = 503, response = inline(doc::Unavailable)),
+    ),
+)]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,

@@ -10,15 +10,16 @@ use chat_schemas::{ChatEvent, RoomId, RoomKind, UserId};
 use futures::{StreamExt, TryStreamExt};
 use receipts::MemberCounts;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use utoipa::ToSchema;
 
+use super::doc;
 use super::{member_room, room_id, user_ids};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
 use crate::rooms::{change_room, direct_room_id};
 use crate::store::Room;
-use crate::views::RoomView;
+use crate::views::{RoomList, RoomView};
 
 /// Longest group name, in characters.
 const MAX_NAME_CHARS: usize = 100;
@@ -27,18 +28,42 @@ const MAX_NAME_CHARS: usize = 100;
 const LIST_CONCURRENCY: usize = 32;
 
 /// Body of `POST /api/rooms`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRoom {
+    /// `DIRECT` or `GROUP`.
     #[serde(rename = "type")]
+    #[schema(value_type = RoomKind)]
     kind: String,
+    /// A group's name, 1-100 characters; none on a DIRECT room.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
+    /// DIRECT: exactly one other user; GROUP: the first members besides the creator.
     #[serde(default)]
+    #[schema(value_type = Vec<UserId>)]
     user_ids: Vec<String>,
 }
 
 /// Creates a group, or finds (and, after a LEAVE, restores) the pair's 1:1 room.
+#[utoipa::path(
+    post,
+    path = "/api/rooms",
+    tag = "rooms",
+    operation_id = "createRoom",
+    security(("bearer" = [])),
+    request_body = CreateRoom,
+    responses(
+        (status = 201, description = "A new room", body = RoomView),
+        (status = 200, description = "The pair's existing DIRECT room (restored after a LEAVE)", body = RoomView),
+        (status = 400, response = inline(doc::CreateRoomRefused)),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 409, response = inline(doc::CreateRoomConflict)),
+        (status = 413, response = inline(doc::BodyTooLarge)),
+        (status = 422, response = inline(doc::RoomTooLarge)),
+        (status = 503, response = inline(doc::WriteUnavailable)),
+    ),
+)]
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
@@ -159,10 +184,22 @@ pub fn room_too_large(max: usize) -> ApiError {
 
 /// The caller's rooms, most recent activity first, each with the caller's `unreadCount`,
 /// `mentionCount` and `muted`.
+#[utoipa::path(
+    get,
+    path = "/api/rooms",
+    tag = "rooms",
+    operation_id = "listRooms",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's rooms", body = RoomList),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 503, response = inline(doc::Unavailable)),
+    ),
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoomList>, ApiError> {
     let (mut rooms, muted) =
         tokio::try_join!(member_rooms(&state, &caller), muted_rooms(&state, &caller))?;
     let ids: Vec<RoomId> = rooms.iter().map(|room| room.id).collect();
@@ -172,10 +209,25 @@ pub async fn list(
         .iter()
         .map(|room| room_view(room, &counts, muted.contains(&room.id)))
         .collect();
-    Ok(Json(json!({ "rooms": views })))
+    Ok(Json(RoomList { rooms: views }))
 }
 
 /// One room, to its members, with the caller's `unreadCount`, `mentionCount` and `muted`.
+#[utoipa::path(
+    get,
+    path = "/api/rooms/{roomId}",
+    tag = "rooms",
+    operation_id = "showRoom",
+    security(("bearer" = [])),
+    params(("roomId" = uuid::Uuid, Path, description = "The room")),
+    responses(
+        (status = 200, description = "The room", body = RoomView),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 403, response = inline(doc::NotAMember)),
+        (status = 404, response = inline(doc::RoomNotFound)),
+        (status = 503, response = inline(doc::Unavailable)),
+    ),
+)]
 pub async fn show(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,

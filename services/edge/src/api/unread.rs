@@ -9,39 +9,70 @@ use axum::extract::{Path, State};
 use axum::Json;
 use chat_schemas::{MessageId, RoomId, UserId};
 use futures::future::try_join_all;
-use serde_json::{json, Value};
 
-use super::{member_room, room_id};
+use super::{doc, member_room, room_id};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::Caller;
 use crate::store::Message;
-use crate::views::MessageView;
+use crate::views::{Badge, MessageView, UnreadUsers};
 
 /// The caller's total badge: `{"unreadCount": N}` over all their rooms (the room ids from
 /// Cassandra, the counts from Redis).
+#[utoipa::path(
+    get,
+    path = "/api/users/me/unread",
+    tag = "unread",
+    operation_id = "badge",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's total badge", body = Badge),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 503, response = inline(doc::Unavailable)),
+    ),
+)]
 pub async fn badge(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Badge>, ApiError> {
     let rooms = state.store.user_room_ids(&caller).await?;
     let total = state.unread.total(&caller, &rooms).await?;
-    Ok(Json(json!({ "unreadCount": total })))
+    Ok(Json(Badge {
+        unread_count: total,
+    }))
 }
 
 /// Who has not read a message, to members: `{"userIds": [...]}`, sorted.
+#[utoipa::path(
+    get,
+    path = "/api/rooms/{roomId}/messages/{messageId}/unread",
+    tag = "unread",
+    operation_id = "readersMissing",
+    security(("bearer" = [])),
+    params(
+        ("roomId" = uuid::Uuid, Path, description = "The room"),
+        ("messageId" = String, Path, description = "The message: a positive decimal integer", pattern = "^[1-9][0-9]*$"),
+    ),
+    responses(
+        (status = 200, description = "The members who have not read the message, sorted", body = UnreadUsers),
+        (status = 401, response = inline(doc::Unauthorized)),
+        (status = 403, response = inline(doc::NotAMember)),
+        (status = 404, response = inline(doc::MessageOrRoomNotFound)),
+        (status = 503, response = inline(doc::Unavailable)),
+    ),
+)]
 pub async fn readers_missing(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
     Path((raw_room, raw_message)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UnreadUsers>, ApiError> {
     let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
     let message = room_message(&state, room.id, &raw_message).await?;
     let user_ids = match tracked_seq(&message) {
         Some(seq) => state.unread.readers_missing(&room.id, seq).await?,
         None => Vec::new(),
     };
-    Ok(Json(json!({ "userIds": user_ids })))
+    Ok(Json(UnreadUsers { user_ids }))
 }
 
 /// The history entry `raw` names in `room`: 404 `MESSAGE_NOT_FOUND` when `raw` is not a
