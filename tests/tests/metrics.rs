@@ -178,7 +178,7 @@ async fn every_service_serves_prometheus_metrics_without_ids() {
     );
     assert_type(&text, "chat_http_requests_total", "counter");
     assert_type(&text, "chat_http_request_duration_seconds", "histogram");
-    let route = "route=\"/api/rooms/{room_id}\"";
+    let route = "route=\"/api/rooms/{roomId}\"";
     assert!(
         text.lines()
             .any(|line| line.starts_with("chat_http_requests_total{")
