@@ -96,6 +96,10 @@ async fn alice_and_bob_chat_across_two_edges() {
             Some(json!(0)),
             "bob is in the room: nothing unread"
         );
+        let mentions = feed_entry
+            .as_object_mut()
+            .and_then(|entry| entry.remove("mentionCount"));
+        assert_eq!(mentions, Some(json!(0)), "nothing mentions bob");
         let absent = if kind == "DIRECT" { 0 } else { 1 };
         assert_eq!(body["unreadCount"], absent, "carol is not in the group");
         assert_eq!(feed_entry, body);

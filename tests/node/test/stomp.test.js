@@ -50,12 +50,14 @@ function assertChat(message, { destination, subscription, roomId, senderId, cont
     sentAt: message.event.sentAt,
     ...(clientMessageId !== undefined ? { clientMessageId } : {}),
   };
-  const { unreadCount, roomUnreadCount, ...event } = message.event;
+  const { unreadCount, roomUnreadCount, mentionCount, ...event } = message.event;
   assert.ok(Number.isInteger(unreadCount) && unreadCount >= 0, `unreadCount ${unreadCount}`);
   if (destination.startsWith('/sub/users/')) {
     assert.ok(Number.isInteger(roomUnreadCount) && roomUnreadCount >= 0, 'roomUnreadCount');
+    assert.ok(Number.isInteger(mentionCount) && mentionCount >= 0, 'mentionCount');
   } else {
     assert.equal(roomUnreadCount, undefined, 'roomUnreadCount is for the feed only');
+    assert.equal(mentionCount, undefined, 'mentionCount is for the feed only');
   }
   assert.deepEqual(event, expected);
   assert.match(message.event.sentAt, SENT_AT);
@@ -236,8 +238,9 @@ describe('messages', () => {
     assert.equal(onA.event.unreadCount, 0, 'both members are in the room');
     const onBFeed = await bFeed.next();
     assertChat(onBFeed, { ...expected, destination: `/sub/users/${bob}`, subscription: bFeed.id });
-    const { roomUnreadCount, ...feedEvent } = onBFeed.event;
+    const { roomUnreadCount, mentionCount, ...feedEvent } = onBFeed.event;
     assert.equal(roomUnreadCount, 0, "bob's unread messages in the room");
+    assert.equal(mentionCount, 0, 'nothing mentions bob');
     assert.deepEqual(feedEvent, onA.event);
     const onAFeed = await aFeed.next();
     assertChat(onAFeed, { ...expected, destination: `/sub/users/${alice}`, subscription: aFeed.id });
