@@ -202,11 +202,7 @@ pub async fn store_chat(
     }
     let reply_to = reply_to.as_ref().map(reply_id).transpose()?;
     let mentions = mention_ids(mentions.as_deref().unwrap_or_default())?;
-    match state.membership.standing(room, sender).await? {
-        Standing::Member => {}
-        Standing::NoSuchRoom => return Err(ApiError::room_not_found()),
-        Standing::NotMember => return Err(ApiError::not_a_member()),
-    }
+    require_member(state, room, sender).await?;
     if let Some(id) = &client_message_id {
         match state.store.client_message(room, sender, id).await {
             Ok(Some(earlier)) => {
@@ -255,6 +251,16 @@ pub async fn store_chat(
         sequence: appended.sequence,
         appended: (!appended.duplicate).then_some(envelope),
     })
+}
+
+/// 404 `ROOM_NOT_FOUND` or 403 `NOT_A_MEMBER` unless `user` is a member of `room`, as the
+/// log says (the membership follower, so no Cassandra read).
+pub async fn require_member(state: &AppState, room: RoomId, user: &UserId) -> Result<(), ApiError> {
+    match state.membership.standing(room, user).await? {
+        Standing::Member => Ok(()),
+        Standing::NoSuchRoom => Err(ApiError::room_not_found()),
+        Standing::NotMember => Err(ApiError::not_a_member()),
+    }
 }
 
 /// Most members one CHAT may mention.

@@ -14,8 +14,7 @@ use super::typing::{TypingBody, Typist};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::events::RoomEvent;
-use crate::membership::Standing;
-use crate::rooms::{store_chat, ChatRequest};
+use crate::rooms::{require_member, store_chat, ChatRequest};
 use crate::stomp::{negotiate_heart_beat, Command, Frame, FrameError};
 
 /// Subprotocol versions the edge speaks; it always answers as 1.2.
@@ -337,17 +336,7 @@ impl Session {
         since: Option<&str>,
         out: &mut Vec<Frame>,
     ) -> Result<Flow, StompError> {
-        match self
-            .state
-            .membership
-            .standing(room, user)
-            .await
-            .map_err(ApiError::from)?
-        {
-            Standing::Member => {}
-            Standing::NoSuchRoom => return Err(ApiError::room_not_found().into()),
-            Standing::NotMember => return Err(ApiError::not_a_member().into()),
-        }
+        require_member(&self.state, room, user).await?;
         let since = match since {
             None => None,
             Some(raw) => {
@@ -467,17 +456,7 @@ impl Session {
                 format!("body: {e}; expected {{\"typing\":true}} or {{\"typing\":false}}"),
             )
         })?;
-        match self
-            .state
-            .membership
-            .standing(room, user)
-            .await
-            .map_err(ApiError::from)?
-        {
-            Standing::Member => {}
-            Standing::NoSuchRoom => return Err(ApiError::room_not_found().into()),
-            Standing::NotMember => return Err(ApiError::not_a_member().into()),
-        }
+        require_member(&self.state, room, user).await?;
         if let Some(typist) = &mut self.typist {
             typist.signal(room, body.typing).await;
         }
