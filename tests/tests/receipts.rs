@@ -671,3 +671,111 @@ async fn mention_counts_follow_unread_mentions_on_the_feed_and_the_room_list() {
     .await;
     assert_eq!(counts(&app, "carol", &room).await, (1, 1));
 }
+
+/// `GET /api/rooms/{room}/presence` as `user`: the members present and `asOf`.
+async fn presence(app: &TestApp, user: &str, room: &str) -> (BTreeSet<String>, u64) {
+    let (status, body) = app.get(user, &format!("/api/rooms/{room}/presence")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["roomId"], room);
+    let users: Vec<String> = serde_json::from_value(body["userIds"].clone()).expect("userIds");
+    let mut sorted = users.clone();
+    sorted.sort();
+    assert_eq!(users, sorted, "userIds are sorted");
+    let as_of = body["asOf"].as_str().expect("asOf is a string");
+    (
+        users.into_iter().collect(),
+        as_of.parse().expect("asOf is a message id"),
+    )
+}
+
+/// Reads the INFO and OUT frames queued on `client` (for up to `within`), as `(message-id,
+/// type, userId)` in the order they came.
+async fn presence_frames(client: &mut StompClient, within: Duration) -> Vec<(u64, String, String)> {
+    let mut frames = Vec::new();
+    while let Some(frame) = client.next_within(within).await {
+        let body: Value = serde_json::from_slice(&frame.body).expect("json body");
+        if body["type"] == "INFO" || body["type"] == "OUT" {
+            let id = frame.header("message-id").expect("message-id");
+            frames.push((
+                id.parse().expect("a stored event's id"),
+                body["type"].as_str().expect("type").to_owned(),
+                body["userId"].as_str().expect("userId").to_owned(),
+            ));
+        }
+    }
+    frames
+}
+
+#[tokio::test]
+async fn the_presence_snapshot_and_the_frames_after_it_say_who_is_here() {
+    let app = TestApp::start().await;
+    let other = ServiceProcess::start("edge", &app.env, &[]);
+    let room = app.group("alice", &["bob", "carol"]).await;
+    let (nobody, _) = presence(&app, "alice", &room).await;
+    assert!(nobody.is_empty(), "{nobody:?}");
+
+    let mut bob = client(&app, &other.url, "bob").await;
+    enter(&mut bob, "r", &room).await;
+    let mut bob_phone = client(&app, &app.base_url, "bob").await;
+    enter(&mut bob_phone, "r", &room).await;
+    let mut carol = client(&app, &app.base_url, "carol").await;
+    enter(&mut carol, "r", &room).await;
+    exit(&mut carol, "r").await;
+
+    // Alice enters the way docs/api.md says: subscribe, then the snapshot, then the frames
+    // after `asOf`. Whatever the worker applied by then, the result is bob alone plus herself.
+    let mut alice = client(&app, &app.base_url, "alice").await;
+    enter(&mut alice, "r", &room).await;
+    let (mut here, as_of) = presence(&app, "alice", &room).await;
+    for (id, kind, user) in presence_frames(&mut alice, Duration::from_millis(500)).await {
+        if id > as_of {
+            if kind == "INFO" {
+                here.insert(user);
+            } else {
+                here.remove(&user);
+            }
+        }
+    }
+    let expected: BTreeSet<String> = ["alice", "bob"].map(String::from).into();
+    assert_eq!(here, expected);
+    eventually("the snapshot has alice and bob", || async {
+        (presence(&app, "carol", &room).await.0 == expected).then_some(())
+    })
+    .await;
+
+    // One of bob's two devices goes: he is still here. The other goes: the OUT that alice
+    // hears is included in the next snapshot.
+    drop(bob_phone);
+    none_of(&mut alice, "OUT", Duration::from_millis(500)).await;
+    assert_eq!(presence(&app, "alice", &room).await.0, expected);
+    drop(bob);
+    let out_id: u64 = loop {
+        let (frame, body) = alice.message().await;
+        if body["type"] == "OUT" {
+            assert_eq!(body["userId"], "bob");
+            break frame.header("message-id").expect("id").parse().expect("id");
+        }
+    };
+    let (alone, as_of) = presence(&app, "alice", &room).await;
+    assert!(as_of >= out_id, "a frame comes after the worker applied it");
+    assert_eq!(alone, BTreeSet::from(["alice".to_owned()]));
+
+    let (status, body) = app
+        .get("dave", &format!("/api/rooms/{room}/presence"))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &json!("NOT_A_MEMBER"))
+    );
+    let unknown = uuid::Uuid::new_v4();
+    for path in [
+        format!("/api/rooms/{unknown}/presence"),
+        "/api/rooms/nope/presence".into(),
+    ] {
+        let (status, body) = app.get("alice", &path).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("ROOM_NOT_FOUND"))
+        );
+    }
+}

@@ -302,6 +302,20 @@ pub struct UnreadUsers {
     pub user_ids: Vec<String>,
 }
 
+/// `GET /api/rooms/{roomId}/presence`: who has the room open now.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceView {
+    /// The room.
+    pub room_id: String,
+    /// The members with the room open on any device, sorted by byte order.
+    pub user_ids: Vec<String>,
+    /// The message id (log position) of the room's last event this snapshot includes, `"0"`
+    /// before the first: apply INFO and OUT with a greater `message-id` on top of it.
+    #[schema(pattern = "^[0-9]+$")]
+    pub as_of: String,
+}
+
 /// `GET /api/users/me/unread`: the caller's total badge.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

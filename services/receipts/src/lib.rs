@@ -20,7 +20,7 @@ pub mod state;
 mod worker;
 
 pub use keys::ReadKeys;
-pub use query::{MemberCounts, QueryError, UnreadCounts};
+pub use query::{MemberCounts, Present, QueryError, UnreadCounts};
 pub use rebuild::{rebuild, RebuildReport};
 pub use settings::{ReceiptsSettings, Settings};
 pub use state::{LoggedEvent, Outcome, ReadState, ReadStateError};

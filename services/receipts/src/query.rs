@@ -73,6 +73,22 @@ for _, u in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(inf')) do
 end
 return 0";
 
+/// Who has the room open now, and through which event of the room's log that holds: the
+/// receipts worker changes both in the same script, so one read sees them agree. KEYS: room,
+/// presence.
+const PRESENT: &str = r"
+return {redis.call('HGET', KEYS[1], 'applied') or '0', redis.call('HKEYS', KEYS[2])}";
+
+/// The members who have a room open, as of an event of its log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Present {
+    /// Sorted by byte order.
+    pub users: Vec<String>,
+    /// The sequence of the room's last event the worker applied: INFO and OUT after it change
+    /// `users`, those up to it are in it already.
+    pub as_of: u64,
+}
+
 /// A member's counts in one room.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemberCounts {
@@ -93,6 +109,7 @@ struct Scripts {
     missing: redis::Script,
     room_count: redis::Script,
     any_unread: redis::Script,
+    present: redis::Script,
 }
 
 /// Read-only access to unread counts and sets.
@@ -111,6 +128,7 @@ impl UnreadCounts {
             missing: redis::Script::new(MISSING),
             room_count: redis::Script::new(ROOM_COUNT),
             any_unread: redis::Script::new(ANY_UNREAD),
+            present: redis::Script::new(PRESENT),
         };
         Self {
             redis,
@@ -250,5 +268,19 @@ impl UnreadCounts {
             .invoke_async(&mut self.redis.clone())
             .await?;
         Ok(any == 1)
+    }
+
+    /// Who has `room` open now, on any edge, and as of which event of its log.
+    pub async fn present(&self, room: &RoomId) -> Result<Present, QueryError> {
+        let keys = self.keys.room(room);
+        let (as_of, mut users): (u64, Vec<String>) = self
+            .scripts
+            .present
+            .key(&keys.room)
+            .key(&keys.presence)
+            .invoke_async(&mut self.redis.clone())
+            .await?;
+        users.sort();
+        Ok(Present { users, as_of })
     }
 }

@@ -8,6 +8,7 @@ mod edits;
 mod members;
 mod messages;
 mod mutes;
+mod presence;
 mod push;
 mod reactions;
 mod rooms;
@@ -63,6 +64,7 @@ fn documented() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(messages::delete, edits::edit))
         .routes(routes!(reactions::add, reactions::remove))
         .routes(routes!(unread::readers_missing))
+        .routes(routes!(presence::show))
         .routes(routes!(members::invite))
         .routes(routes!(members::leave))
         .routes(routes!(mutes::set))
