@@ -166,6 +166,35 @@ async fn the_edge_ends_a_signal_when_the_typist_goes_quiet_or_away() {
 }
 
 #[tokio::test]
+async fn leaving_the_room_subscription_ends_the_signal_at_once() {
+    let c = cluster().await;
+    let room = c.app.group("alice", &["bob"]).await;
+    let mut alice = c.in_room(true, "alice", &room).await;
+    let mut bob = c.in_room(false, "bob", &room).await;
+
+    signal(&mut alice, &room, true, "t1").await;
+    assert_eq!(next_typing(&mut bob).await.1["typing"], true);
+    let left = Instant::now();
+    alice
+        .send(
+            Frame::new(Command::Unsubscribe)
+                .with_header("id", "r")
+                .with_header("receipt", "unsub"),
+        )
+        .await;
+    alice.expect_receipt("unsub").await;
+    let (_, ended) = next_typing(&mut bob).await;
+    assert_eq!(
+        (&ended["userId"], &ended["typing"]),
+        (&json!("alice"), &json!(false))
+    );
+    assert!(
+        left.elapsed() < QUIET_AFTER,
+        "the last room subscription's end ends the signal, not the quiet timer"
+    );
+}
+
+#[tokio::test]
 async fn at_most_two_signals_a_second_pass_and_only_members_may_signal() {
     let c = cluster().await;
     let room = c.app.group("alice", &["bob"]).await;

@@ -47,4 +47,21 @@ mod tests {
         assert!(limit.take() && limit.take());
         assert!(!limit.take(), "the burst is spent");
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokens_come_back_at_the_rate_and_never_above_the_burst() {
+        let mut limit = RateLimit::new(2, 2);
+        assert!(limit.take() && limit.take());
+        tokio::time::advance(std::time::Duration::from_millis(400)).await;
+        assert!(!limit.take(), "0.8 of a token after 400 ms at 2/s");
+        tokio::time::advance(std::time::Duration::from_millis(100)).await;
+        assert!(limit.take(), "one token after 500 ms");
+        assert!(!limit.take());
+        tokio::time::advance(std::time::Duration::from_secs(60)).await;
+        assert!(
+            limit.take() && limit.take(),
+            "a long pause refills the burst"
+        );
+        assert!(!limit.take(), "and no more than the burst");
+    }
 }
