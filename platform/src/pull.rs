@@ -42,9 +42,12 @@ pub struct Pull {
     /// How many events one pull request asks for: the consumer's `max_ack_pending`, so that
     /// the server can hand out as many as it will ever have unacked.
     request_size: usize,
-    /// How long a batch waits for more events after its first (zero: takes only those that
-    /// already arrived).
+    /// How long a batch waits for more events after its first, while the log is busy (zero:
+    /// takes only those that already arrived).
     linger: Duration,
+    /// When the last batch was handed out: a first event that comes later than `linger` after
+    /// it finds an idle log, and its batch does not wait.
+    handed_out: Option<tokio::time::Instant>,
     messages: Option<Messages>,
     /// `chat_consumer_pending_events` for this consumer: the events still to deliver, as the
     /// last delivered one reported it, so lag costs no consumer-info request.
@@ -63,20 +66,24 @@ impl Pull {
             consumer,
             request_size: request_size.max(1),
             linger: Duration::ZERO,
+            handed_out: None,
             messages: None,
             pending,
         }
     }
 
     /// Lets each batch wait up to `linger` after its first event for more, up to its limit:
-    /// fewer, larger batches for a consumer whose cost is per batch more than per event.
+    /// fewer, larger batches for a consumer whose cost is per batch more than per event. Only
+    /// while the log is busy: a batch whose first event came more than `linger` after the
+    /// previous batch was handed out (an idle log, a lone write) is handed out at once, so a
+    /// lone event is never delayed and under load batches fill up.
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
     }
 
     /// Waits up to `wait` for an event, then takes those that arrived behind it, or arrive
-    /// within the linger ([`Pull::with_linger`]), up to `max` in all. An empty batch means the
+    /// within the linger while the log is busy ([`Pull::with_linger`]), up to `max` in all. An empty batch means the
     /// log was idle for `wait`.
     ///
     /// An error mid-batch ends the batch with what arrived before it (an error is returned
@@ -104,7 +111,13 @@ impl Pull {
             Err(_idle) => return Ok(Vec::new()),
             Ok(first) => first,
         };
-        let batch = self.gather(first, max).await?;
+        let busy = self
+            .handed_out
+            .is_some_and(|at| at.elapsed() <= self.linger);
+        let linger = if busy { self.linger } else { Duration::ZERO };
+        let batch = self.gather(first, max, linger).await;
+        self.handed_out = Some(tokio::time::Instant::now());
+        let batch = batch?;
         if let Some(pending) = batch.last().and_then(|last| last.info().ok()) {
             self.pending.set(pending.pending as f64);
         }
@@ -116,12 +129,13 @@ impl Pull {
         &mut self,
         first: Option<Result<Message, MessagesError>>,
         max: usize,
+        linger: Duration,
     ) -> Result<Vec<Message>, PullError> {
         let Some(messages) = self.messages.as_mut() else {
             return Ok(Vec::new());
         };
         let mut batch = Vec::new();
-        let until = tokio::time::Instant::now() + self.linger;
+        let until = tokio::time::Instant::now() + linger;
         let mut next = first;
         loop {
             match next {

@@ -213,8 +213,9 @@ async fn redis_keys_live_under_the_test_prefix() {
     assert!(key.starts_with(&env.id));
 }
 
-/// A pull with a linger gathers the events that arrive within it into one batch; without one,
-/// a batch is only what had already arrived.
+/// A pull with a linger gathers the events that arrive within it into one batch while the log
+/// is busy, and hands out a batch at once after an idle spell; without one, a batch is only
+/// what had already arrived.
 #[tokio::test]
 async fn a_lingering_pull_gathers_events_that_arrive_within_the_linger() {
     use std::time::Duration;
@@ -279,7 +280,24 @@ async fn a_lingering_pull_gathers_events_that_arrive_within_the_linger() {
     let (batch, ()) = tokio::join!(lingering.next_batch(wait, 16), spaced(room, "c", "d"));
     assert_eq!(
         contents(batch.expect("batch")),
-        ["c", "d"],
-        "both within the linger, in log order"
+        ["c"],
+        "the first batch follows no busy spell: handed out at once"
+    );
+    assert_eq!(
+        contents(lingering.next_batch(wait, 16).await.expect("batch")),
+        ["d"]
+    );
+    let (batch, ()) = tokio::join!(lingering.next_batch(wait, 16), spaced(room, "e", "f"));
+    assert_eq!(
+        contents(batch.expect("batch")),
+        ["e", "f"],
+        "e came within the linger of the last batch: the log is busy, so f joins it"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (batch, ()) = tokio::join!(lingering.next_batch(wait, 16), spaced(room, "g", "h"));
+    assert_eq!(
+        contents(batch.expect("batch")),
+        ["g"],
+        "after an idle spell longer than the linger, a lone event does not wait"
     );
 }
