@@ -14,9 +14,10 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use super::hops::{Hops, Observer};
+use super::http_probe::{self, Probe, ProbeResult};
 use super::options::{Mode, Options};
 use super::setup;
-use super::wire::{Clock, ErrorTally, Go, Plan, Ready, Report, Target};
+use super::wire::{user_name, Clock, ErrorTally, Go, Plan, Ready, Report, Target};
 use crate::harness::procfs;
 use crate::harness::stats::{format_ratio, format_us, Latencies};
 
@@ -55,7 +56,9 @@ async fn run(o: Options) -> anyhow::Result<()> {
             o.room_size, o.url
         ));
         let started = Instant::now();
-        let ids = setup::create_rooms(&o.url, &o.secret, rooms, o.room_size).await?;
+        // One room more than the load uses: the HTTP probe's, none of its members connected.
+        let mut ids = setup::create_rooms(&o.url, &o.secret, rooms + 1, o.room_size).await?;
+        let probe = ids.pop().map(|room| (user_name(rooms * o.room_size), room));
         note(&format!(
             "rooms created in {:.1} s",
             started.elapsed().as_secs_f64()
@@ -67,7 +70,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
             heart_beat_ms: o.heart_beat_ms,
         };
         let server = o.edge_pid.map(|pid| ("edge", pid));
-        phases.push(run_phase(&o, &clock, EDGE_PHASE, server, target, ids).await?);
+        phases.push(run_phase(&o, &clock, EDGE_PHASE, server, target, ids, probe).await?);
     }
     if o.mode != Mode::Edge {
         check_loopback_url(&o.nats_url)?;
@@ -79,7 +82,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
             url: o.nats_url.clone(),
         };
         let server = o.nats_pid.map(|pid| ("nats-server", pid));
-        phases.push(run_phase(&o, &clock, "raw NATS", server, target, subjects).await?);
+        phases.push(run_phase(&o, &clock, "raw NATS", server, target, subjects, None).await?);
     }
     for phase in &phases {
         phase.print(&o);
@@ -200,9 +203,12 @@ struct PhaseResult {
     cpu: Vec<(String, f64)>,
     /// Where the time of the edge phase's CHATs went, with `--hop-subject`.
     hops: Option<Hops>,
+    /// The edge phase's HTTP POSTs: how long read-your-writes took under this load.
+    http: Option<ProbeResult>,
 }
 
-/// Opens the connections in worker processes, runs the load, gathers the reports.
+/// Opens the connections in worker processes, runs the load, gathers the reports; with
+/// `probe` (a user and their room), POSTs over HTTP beside the load ([`http_probe`]).
 async fn run_phase(
     o: &Options,
     clock: &Clock,
@@ -210,6 +216,7 @@ async fn run_phase(
     server: Option<(&str, u32)>,
     target: impl Fn(usize) -> Target,
     rooms: Vec<String>,
+    probe: Option<(String, String)>,
 ) -> anyhow::Result<PhaseResult> {
     let rooms_per_process = o.per_process / o.room_size;
     let workers = rooms.len().div_ceil(rooms_per_process);
@@ -275,6 +282,10 @@ async fn run_phase(
         (Some(subject), true) => Some(Observer::start(&o.nats_url, subject, *clock, go).await?),
         _ => None,
     };
+    let probe = match probe {
+        Some((user, room)) => Some(Probe::start(&o.url, &o.secret, &user, &room, *clock, go)?),
+        None => None,
+    };
     for worker in &mut procs {
         worker.send(&go).await?;
     }
@@ -297,6 +308,10 @@ async fn run_phase(
     let (report, [latencies, others, own]) = gather_reports(&mut procs, report_limit).await?;
     let hops = match observer {
         Some(observer) => Some(observer.finish().await?),
+        None => None,
+    };
+    let http = match probe {
+        Some(probe) => Some(probe.finish().await?),
         None => None,
     };
     for mut worker in procs {
@@ -328,6 +343,7 @@ async fn run_phase(
         connect_cpu,
         cpu,
         hops,
+        http,
     })
 }
 
@@ -526,6 +542,14 @@ impl PhaseResult {
         }
         if let Some(hops) = &self.hops {
             hops.print();
+        }
+        if let Some(http) = &self.http {
+            println!(
+                "   HTTP POST, {:.0}/s beside the load (answers once the projector stored it): {}  failed {}",
+                http_probe::RATE,
+                http.latencies.percentiles(),
+                http.failed
+            );
         }
         let cpu: Vec<String> = self
             .cpu

@@ -5,6 +5,7 @@
 pub mod coordinator;
 pub mod edge_load;
 mod hops;
+mod http_probe;
 mod options;
 mod raw_load;
 mod schedule;
