@@ -40,6 +40,14 @@ export function apiFor(token) {
       as('GET', `/api/rooms/${roomId}/messages?limit=30${before ? `&before=${before}` : ''}`),
     deleteMessage: (roomId, messageId) =>
       as('DELETE', `/api/rooms/${roomId}/messages/${messageId}`),
+    editMessage: (roomId, messageId, content) =>
+      as('PATCH', `/api/rooms/${roomId}/messages/${messageId}`, { content }),
+    /** Adds (`on`) or takes back the caller's reaction; the emoji is URL-encoded in the path. */
+    react: (roomId, messageId, emoji, on) =>
+      as(on ? 'PUT' : 'DELETE',
+        `/api/rooms/${roomId}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`),
+    /** Who has the room open now, as of a log position (`asOf`). */
+    presence: (roomId) => as('GET', `/api/rooms/${roomId}/presence`),
     invite: (roomId, userIds) => as('POST', `/api/rooms/${roomId}/members`, { userIds }),
     leave: (roomId) => as('DELETE', `/api/rooms/${roomId}/members/me`),
     mute: (roomId, muted) => as('PUT', `/api/rooms/${roomId}/mute`, { muted }),
