@@ -2,7 +2,10 @@
 // The web client (web/) in headless Chromium, against the real services: two users in two
 // browser contexts create a room and chat in Korean, see the unread "1" go when the other enters
 // and a deletion reach both, and one user's socket is cut while the other sends 5 messages,
-// which then appear exactly once. Also saves docs/web-room.png, a screenshot of the room view.
+// which then appear exactly once. Then typing, a reply, reactions and an edit reach both users;
+// who is in the room comes from the presence snapshot, also after a reconnect; and a message
+// written while the sender's socket is down is stored once after the reconnect. Also saves
+// docs/web-room.png, a screenshot of the room view.
 //
 // Chromium is Debian's (`/usr/bin/chromium`, or CHAT_CHROMIUM), driven by puppeteer-core: no
 // browser is downloaded. The client must be built first (`npm ci && npm run build` in web/;
@@ -99,14 +102,26 @@ async function signIn(name) {
   return { userId, page, proxy };
 }
 
-/** The texts of the messages shown, in order, with their ids and unread counts. */
+/**
+ * The messages shown, in order: ids, texts and unread counts, and the reply quote, the edited
+ * mark, the reaction chips and the mentions of each.
+ */
 function messages(page) {
   return page.$$eval('[data-testid=message]', (els) =>
     els.map((el) => ({
       id: el.dataset.messageId ?? null,
+      clientMessageId: el.dataset.clientMessageId ?? null,
       state: el.dataset.state,
       text: el.querySelector('.content').textContent,
       unread: el.querySelector('[data-testid=unread-count]')?.textContent ?? null,
+      quote: el.querySelector('[data-testid=reply-quote]')?.textContent ?? null,
+      edited: Boolean(el.querySelector('[data-testid=edited]')),
+      reactions: [...el.querySelectorAll('[data-testid=reaction]')].map((chip) => ({
+        emoji: chip.dataset.emoji,
+        text: chip.textContent,
+        me: chip.getAttribute('aria-pressed') === 'true',
+      })),
+      mentions: [...el.querySelectorAll('[data-testid=mention]')].map((m) => m.textContent),
     })),
   );
 }
@@ -130,6 +145,62 @@ async function typeAndEnter(page, text) {
 }
 
 const badge = (page) => page.$eval('[data-testid=badge]', (el) => (el.hidden ? '0' : el.textContent));
+
+/** Waits until the page's status line says the socket is up (or, with `up` false, down). */
+function waitConnected(page, up = true) {
+  return page.waitForFunction(
+    (want) => (document.getElementById('status')?.textContent === '연결됨') === want,
+    { timeout: WAIT }, up);
+}
+
+/** The user ids the room header lists as here now. */
+async function present(page) {
+  const text = await page.evaluate(() => document.querySelector('[data-testid=present]')?.textContent ?? '');
+  return text.replace(/^[^:]*:\s*/, '').split(', ').filter(Boolean);
+}
+
+/** Waits until `predicate(present ids)` holds in the page. */
+async function waitPresent(page, what, predicate) {
+  const deadline = Date.now() + WAIT;
+  let last;
+  while (Date.now() < deadline) {
+    last = await present(page);
+    if (predicate(last)) return last;
+    await h.sleep(50); // the poll interval of a bounded wait
+  }
+  throw new Error(`timed out waiting for ${what}; present: ${JSON.stringify(last)}`);
+}
+
+/**
+ * Alice creates a DIRECT room with Bob in the page (so she is in it); Bob opens it too unless
+ * `bobOpens` is false. Resolves with the room id and the selector of Bob's list entry.
+ */
+async function directRoom(alice, bob, { bobOpens = true } = {}) {
+  await alice.page.select('#new-type', 'DIRECT');
+  await alice.page.type('#new-users', bob.userId);
+  await alice.page.click('[data-testid=create-room]');
+  await alice.page.waitForSelector('[data-testid=room-item] [aria-current=true]', { timeout: WAIT });
+  const roomId = await alice.page.$eval('[data-testid=room-item]:has([aria-current=true])', (el) => el.dataset.roomId);
+  const bobsItem = `[data-testid=room-item][data-room-id="${roomId}"]`;
+  await bob.page.waitForSelector(bobsItem, { timeout: WAIT });
+  if (bobOpens) {
+    await bob.page.click(`${bobsItem} button`);
+    await bob.page.waitForSelector('[data-testid=composer]', { timeout: WAIT });
+  }
+  return { roomId, bobsItem };
+}
+
+/** Sends `text` from the page and resolves with the stored message once both pages show it. */
+async function sendAndSee(from, to, text) {
+  await typeAndEnter(from.page, text);
+  const stored = (ms) => ms.find((m) => m.text === text && m.id);
+  const mine = stored(await waitMessages(from.page, `"${text}" stored`, stored));
+  await waitMessages(to.page, `"${text}" on the other side`, (ms) => ms.some((m) => m.id === mine.id));
+  return mine;
+}
+
+/** The selector of an element inside the message `id`. */
+const inMessage = (id, testid) => `[data-testid=message][data-message-id="${id}"] [data-testid=${testid}]`;
 
 test('the edge serves the client at / and the development login hands out working tokens', async () => {
   const page = await fetch(`${h.env().baseUrl}/`);
@@ -163,19 +234,26 @@ test('two users chat in Korean: unread, delete, and a dropped socket that misses
   const bobsItem = `[data-testid=room-item][data-room-id="${roomId}"]`;
   await bob.page.waitForSelector(bobsItem, { timeout: WAIT });
 
-  // Bob is not in the room: Alice's message shows "1", and Bob's badge counts it.
-  const hello = '안녕하세요, 밥! 이사 잘 하셨어요? 🏠✨';
+  // Bob is not in the room: Alice's message (it mentions him) shows "1", and Bob's badge counts
+  // it, his room list entry the mention.
+  const hello = `안녕하세요, @${bob.userId} 님! 이사 잘 하셨어요? 🏠✨`;
   await typeAndEnter(alice.page, hello);
   await waitMessages(alice.page, 'the first message, sent, unread by 1', (ms) =>
     ms.length === 1 && ms[0].text === hello && ms[0].id && ms[0].unread === '1');
   await bob.page.waitForFunction(() => document.querySelector('[data-testid=badge]').textContent === '1' &&
     !document.querySelector('[data-testid=badge]').hidden, { timeout: WAIT });
+  await bob.page.waitForSelector(`${bobsItem} [data-testid=mention-count]`, { timeout: WAIT });
+  assert.equal(await bob.page.$eval(`${bobsItem} [data-testid=mention-count]`, (el) => el.textContent), '@1');
 
-  // Bob enters: the "1" disappears on Alice's side (INFO), his badge goes to 0.
+  // Bob enters: the "1" disappears on Alice's side (INFO), his badge and mention count go to 0,
+  // and the mention of him is marked.
   await bob.page.click(`${bobsItem} button`);
-  await waitMessages(bob.page, "Alice's message in Bob's view", (ms) => ms.some((m) => m.text === hello));
+  const [greeting] = (await waitMessages(bob.page, "Alice's message in Bob's view", (ms) =>
+    ms.some((m) => m.text === hello))).filter((m) => m.text === hello);
+  assert.deepEqual(greeting.mentions, [`@${bob.userId}`]);
   await waitMessages(alice.page, 'the "1" to disappear', (ms) => ms[0].unread === null);
   assert.equal(await badge(bob.page), '0');
+  assert.equal(await bob.page.$(`${bobsItem} [data-testid=mention-count]`), null, 'no mention count in the room');
 
   const reply = '네, 덕분에요! 다음 주에 집들이 해요 🎉';
   await typeAndEnter(bob.page, reply);
@@ -192,7 +270,6 @@ test('two users chat in Korean: unread, delete, and a dropped socket that misses
     await waitMessages(page, 'the tombstone', (ms) =>
       ms.some((m) => m.id === sent.id && m.text === '삭제된 메시지입니다.'));
   }
-  await alice.page.screenshot({ path: SCREENSHOT });
 
   // Bob's socket drops and stays down while Alice sends 5 messages.
   bob.proxy.cut();
@@ -222,4 +299,135 @@ test('two users chat in Korean: unread, delete, and a dropped socket that misses
   assert.equal(await bob.page.$('[data-testid=room-list]').then((el) => el.boundingBox()), null, 'list hidden in a room');
   await bob.page.click('.back');
   await bob.page.waitForSelector(`${bobsItem} button`, { visible: true, timeout: WAIT });
+});
+
+test('typing, a reply, reactions and an edit reach both users', async () => {
+  const alice = await signIn('alice');
+  const bob = await signIn('bob');
+  await directRoom(alice, bob);
+  const question = '이번 주 토요일 저녁 7시에 집들이 어때요? 🍕';
+  const asked = await sendAndSee(alice, bob, question);
+
+  // Bob answers Alice's message: the composer shows the quote while he types, and Alice sees
+  // that he is typing until he sends.
+  await bob.page.click(inMessage(asked.id, 'reply'));
+  await bob.page.waitForSelector('[data-testid=reply-bar]:not([hidden])', { timeout: WAIT });
+  await bob.page.focus('[data-testid=composer]');
+  const answer = `@${alice.userId} 좋아요! 케이크는 제가 가져갈게요 🎂`;
+  for (const ch of answer) await bob.page.keyboard.sendCharacter(ch);
+  await alice.page.waitForFunction(
+    (who) => {
+      const el = document.querySelector('[data-testid=typing]');
+      return el && !el.hidden && el.textContent === `${who}님이 입력 중…`;
+    },
+    { timeout: WAIT }, bob.userId);
+  await bob.page.keyboard.press('Enter');
+  const sentAt = Date.now();
+  await alice.page.waitForFunction(() => document.querySelector('[data-testid=typing]').hidden, { timeout: WAIT });
+  assert.ok(Date.now() - sentAt < 3000, 'the indicator goes with the send, not by its 7 s timeout');
+  assert.ok(await bob.page.$eval('[data-testid=reply-bar]', (el) => el.hidden), 'the quote left the composer');
+  const quote = `${alice.userId}${question}`;
+  let reply;
+  for (const { page } of [alice, bob]) {
+    const shown = await waitMessages(page, 'the reply with its quote', (ms) => ms.some((m) => m.text === answer && m.id));
+    reply = shown.find((m) => m.text === answer);
+    assert.equal(reply.quote, quote);
+    assert.deepEqual(reply.mentions, [`@${alice.userId}`]);
+  }
+
+  // Alice reacts with 👍 from the picker: one chip for both, pressed only for her. Bob adds
+  // his by the chip (2), then takes it back (1 again).
+  await alice.page.click(inMessage(reply.id, 'react-open'));
+  await alice.page.click(`${inMessage(reply.id, 'react')}[data-emoji="👍"]`);
+  const chips = (page, expected, what) => waitMessages(page, what, (ms) =>
+    JSON.stringify(ms.find((m) => m.id === reply.id).reactions) === JSON.stringify(expected));
+  await chips(alice.page, [{ emoji: '👍', text: '👍 1', me: true }], "Alice's chip, hers");
+  await chips(bob.page, [{ emoji: '👍', text: '👍 1', me: false }], "Alice's chip in Bob's view");
+  await bob.page.click(`${inMessage(reply.id, 'reaction')}[data-emoji="👍"]`);
+  await chips(bob.page, [{ emoji: '👍', text: '👍 2', me: true }], "Bob's reaction added");
+  await chips(alice.page, [{ emoji: '👍', text: '👍 2', me: true }], "Bob's reaction in Alice's view");
+  await bob.page.click(`${inMessage(reply.id, 'reaction')}[data-emoji="👍"]`);
+  await chips(bob.page, [{ emoji: '👍', text: '👍 1', me: false }], "Bob's reaction taken back");
+  await chips(alice.page, [{ emoji: '👍', text: '👍 1', me: true }], "Bob's reaction gone in Alice's view");
+
+  // Alice edits her question inline (Enter saves): the new text and (수정됨) for both. An
+  // empty edit is refused by the API, whose error shows in the alert area.
+  await alice.page.click(inMessage(asked.id, 'edit'));
+  await alice.page.waitForSelector('[data-testid=edit-input]', { timeout: WAIT });
+  await alice.page.keyboard.down('Control');
+  await alice.page.keyboard.press('KeyA');
+  await alice.page.keyboard.up('Control');
+  await alice.page.keyboard.press('Backspace');
+  await alice.page.keyboard.press('Enter');
+  await alice.page.waitForFunction(() => /EMPTY_CONTENT/.test(document.getElementById('error').textContent), { timeout: WAIT });
+  const edited = '이번 주 토요일 저녁 8시에 집들이 어때요? 🍕';
+  await alice.page.keyboard.sendCharacter(edited);
+  await alice.page.keyboard.press('Enter');
+  for (const { page } of [alice, bob]) {
+    await waitMessages(page, 'the edited text', (ms) => ms.some((m) => m.id === asked.id && m.text === edited && m.edited));
+  }
+  assert.equal(await alice.page.$('[data-testid=edit-input]'), null, 'the editor closed');
+  assert.equal(await alice.page.$eval('#error', (el) => el.textContent), '', 'the alert cleared by the saved edit');
+
+  await alice.page.focus('[data-testid=composer]');
+  await alice.page.screenshot({ path: SCREENSHOT });
+});
+
+test('who is here comes from the presence snapshot, also after a reconnect', async () => {
+  const alice = await signIn('alice');
+  const bob = await signIn('bob');
+  await directRoom(alice, bob, { bobOpens: false });
+  // Alice had the room open before Bob opened it: no INFO of hers reaches him, the snapshot does.
+  await bob.page.click(`[data-testid=room-item] button`);
+  await waitPresent(bob.page, 'Alice in Bob\'s list', (ids) => ids.includes(alice.userId) && ids.includes(bob.userId));
+  await waitPresent(alice.page, 'Bob in Alice\'s list', (ids) => ids.includes(bob.userId));
+
+  // Alice's socket is cut: Bob sees her go (OUT). Meanwhile Bob goes back to the list (OUT that
+  // Alice misses). After her reconnect her list is the new snapshot's: Bob is gone, and she is
+  // back in his.
+  alice.proxy.cut();
+  await waitConnected(alice.page, false);
+  await waitPresent(bob.page, 'Alice gone from Bob\'s list', (ids) => !ids.includes(alice.userId));
+  await bob.page.setViewport({ width: 390, height: 760 });
+  await bob.page.click('.back');
+  await bob.page.waitForSelector('[data-testid=room-item] button', { visible: true, timeout: WAIT });
+  alice.proxy.resume();
+  await waitConnected(alice.page);
+  await waitPresent(alice.page, 'the snapshot after the reconnect', (ids) => !ids.includes(bob.userId));
+  await bob.page.click('[data-testid=room-item] button');
+  await waitPresent(bob.page, 'Alice back in Bob\'s list', (ids) => ids.includes(alice.userId));
+  await waitPresent(alice.page, 'Bob back in Alice\'s list', (ids) => ids.includes(bob.userId));
+});
+
+test('a message written while the sender is offline is stored once after the reconnect', async () => {
+  const alice = await signIn('alice');
+  const bob = await signIn('bob');
+  await directRoom(alice, bob);
+  await sendAndSee(alice, bob, '곧 지하철 타요 🚇');
+
+  // Alice's socket is down when she sends: the message waits as pending, with its client id.
+  alice.proxy.cut();
+  await waitConnected(alice.page, false);
+  const offline = '터널이라 신호가 약해요, 도착하면 연락할게요 📶';
+  await typeAndEnter(alice.page, offline);
+  const [waiting] = (await waitMessages(alice.page, 'the pending copy', (ms) =>
+    ms.some((m) => m.text === offline && m.state === 'pending'))).filter((m) => m.text === offline);
+  assert.equal(waiting.id, null);
+  assert.ok(waiting.clientMessageId, 'the pending copy has its clientMessageId');
+
+  // After the reconnect the outbox resends it with the same clientMessageId: one stored copy.
+  alice.proxy.resume();
+  await waitConnected(alice.page);
+  const marker = '도착 ✅';
+  await sendAndSee(alice, bob, marker);
+  for (const { page } of [alice, bob]) {
+    const shown = await waitMessages(page, 'the resent message, stored', (ms) =>
+      ms.some((m) => m.text === offline && m.id) && ms.some((m) => m.text === marker && m.id));
+    const copies = shown.filter((m) => m.text === offline);
+    assert.equal(copies.length, 1, 'exactly one copy');
+    assert.equal(copies[0].clientMessageId, waiting.clientMessageId);
+    assert.equal(copies[0].state, 'sent');
+    assert.ok(copies[0].id);
+    assert.equal(new Set(shown.map((m) => m.id)).size, shown.length, 'no message id twice');
+  }
 });
