@@ -13,7 +13,7 @@ const UNKNOWN_OUTCOME = new Set(['UNAVAILABLE']);
 
 export class Live {
   /**
-   * `handlers`: onFeed(event), onRoom(event, meta), onRoomSubscribing(roomId),
+   * `handlers`: onFeed(event), onFeedReady(), onRoom(event, meta), onRoomSubscribing(roomId),
    * onRoomReady(roomId), onReceipt(clientMessageId), onRefused(clientMessageId, message),
    * onStatus(connected), onError(message). `meta` is { id, catchUp, fresh }: the frame's
    * `message-id`; whether it came before the subscription's RECEIPT (the `since` replay); and
@@ -45,9 +45,19 @@ export class Live {
     this.client.activate();
   }
 
+  /**
+   * The feed has no `since`: what it said before its subscription (at sign-in, or while the
+   * socket was down) is lost. Its RECEIPT is when the room list can be read again with nothing
+   * missed, and when the page says it is connected.
+   */
   #connected() {
-    this.handlers.onStatus(true);
-    this.client.subscribe(`/sub/users/${this.userId}`, (m) => this.handlers.onFeed(JSON.parse(m.body)));
+    const feedReceipt = `feed-${++this.receipts}`;
+    this.client.watchForReceipt(feedReceipt, () => {
+      this.handlers.onStatus(true);
+      this.handlers.onFeedReady();
+    });
+    this.client.subscribe(`/sub/users/${this.userId}`, (m) => this.handlers.onFeed(JSON.parse(m.body)),
+      { receipt: feedReceipt });
     for (const roomId of this.rooms.keys()) this.#subscribeRoom(roomId);
     for (const [clientMessageId, { roomId, body }] of this.outbox) {
       this.#send(roomId, body, clientMessageId);

@@ -125,6 +125,7 @@ async function start(token) {
   renderShell();
   state.live = new Live(token, me, {
     onFeed,
+    onFeedReady,
     onRoom,
     onRoomSubscribing,
     onRoomReady,
@@ -241,6 +242,28 @@ async function refreshRoom(roomId) {
 
 // ---------------------------------------------------------------------------------------------
 // the user feed
+
+/**
+ * The feed is subscribed (again): the room list is read once more, since an INVITE or CHAT sent
+ * before the subscription (between sign-in and connect, or while the socket was down) never
+ * comes. The open room keeps counting 0.
+ */
+async function onFeedReady() {
+  const api = state.api;
+  let rooms;
+  try {
+    ({ rooms } = await api.rooms());
+  } catch (e) {
+    showError(e);
+    return;
+  }
+  if (state.api !== api) return;
+  // Merged, not replaced: a room created or joined while the read was under way stays listed.
+  for (const room of rooms) state.rooms.set(room.roomId, room);
+  const open = state.view && state.rooms.get(state.view.roomId);
+  if (open) Object.assign(open, { unreadCount: 0, mentionCount: 0 });
+  renderRooms();
+}
 
 function onFeed(event) {
   const room = state.rooms.get(event.roomId);
