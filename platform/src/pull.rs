@@ -46,7 +46,7 @@ pub struct Pull {
     /// takes only those that already arrived).
     linger: Duration,
     /// When the last batch was handed out: a first event that comes later than `linger` after
-    /// it finds an idle log, and its batch does not wait.
+    /// it, with nothing waiting behind it, finds an idle log, and its batch does not wait.
     handed_out: Option<tokio::time::Instant>,
     messages: Option<Messages>,
     /// `chat_consumer_pending_events` for this consumer: the events still to deliver, as the
@@ -74,9 +74,9 @@ impl Pull {
 
     /// Lets each batch wait up to `linger` after its first event for more, up to its limit:
     /// fewer, larger batches for a consumer whose cost is per batch more than per event. Only
-    /// while the log is busy: a batch whose first event came more than `linger` after the
-    /// previous batch was handed out (an idle log, a lone write) is handed out at once, so a
-    /// lone event is never delayed and under load batches fill up.
+    /// while the log is busy: the consumer has events waiting behind the first, or the first
+    /// came within `linger` of the previous batch. A lone event after a quiet spell is handed
+    /// out at once, so it is never delayed, and under load or a backlog batches fill up.
     pub fn with_linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
         self
@@ -111,9 +111,15 @@ impl Pull {
             Err(_idle) => return Ok(Vec::new()),
             Ok(first) => first,
         };
-        let busy = self
-            .handed_out
-            .is_some_and(|at| at.elapsed() <= self.linger);
+        let waiting_behind = first
+            .as_ref()
+            .and_then(|arrived| arrived.as_ref().ok())
+            .and_then(|message| message.info().ok())
+            .is_some_and(|info| info.pending > 0);
+        let busy = waiting_behind
+            || self
+                .handed_out
+                .is_some_and(|at| at.elapsed() <= self.linger);
         let linger = if busy { self.linger } else { Duration::ZERO };
         let batch = self.gather(first, max, linger).await;
         self.handed_out = Some(tokio::time::Instant::now());

@@ -42,10 +42,10 @@ pub struct ProjectorSettings {
     pub batch_size: usize,
     /// How long one pull waits for the first event when the log is idle; bounds shutdown delay.
     pub fetch_wait_ms: u64,
-    /// How long a batch waits after its first event for more while the log is busy (its first
-    /// event came within this long of the previous batch): fewer, larger Cassandra requests
-    /// under load for up to this much more read-your-writes latency; a lone write never waits.
-    /// 0 takes only what already arrived.
+    /// How long a batch waits after its first event for more while the log is busy (events
+    /// wait behind its first, or its first came within this long of the previous batch):
+    /// fewer, larger Cassandra requests under load for up to this much more read-your-writes
+    /// latency; a lone write never waits. 0 takes only what already arrived.
     pub linger_ms: u64,
     /// Most Cassandra requests in flight at once: groups of writes, and the reads of a batch.
     pub max_in_flight: usize,

@@ -39,9 +39,10 @@ pub struct ReceiptsSettings {
     pub batch_size: usize,
     /// How long one pull waits for the first event when the log is idle.
     pub fetch_wait_ms: u64,
-    /// How long a batch waits after its first event for more while the log is busy (its first
-    /// event came within this long of the previous batch): fewer, larger Redis round trips under
-    /// load for up to this much more live latency. 0 takes only what already arrived.
+    /// How long a batch waits after its first event for more while the log is busy (events
+    /// wait behind its first, or its first came within this long of the previous batch):
+    /// fewer, larger Redis round trips under load for up to this much more live latency. 0
+    /// takes only what already arrived.
     pub linger_ms: u64,
     /// How long JetStream waits for an ack before redelivering.
     pub ack_wait_ms: u64,
