@@ -108,6 +108,29 @@ export async function onFeedReady() {
   renderRooms();
 }
 
+/** How long a room the feed announced may take to show in the API's room reads. */
+const VISIBLE_WITHIN_MS = 10000;
+
+/**
+ * Reads a room the feed announced into the list. The feed comes from the receipts worker and
+ * the room read from the projection, which may be a moment behind it (more so under load): a
+ * 404 or 403 then means "not there yet", so the read is tried again, with a growing pause,
+ * until the room shows or VISIBLE_WITHIN_MS passed.
+ */
+async function refreshAnnouncedRoom(roomId) {
+  const api = state.api;
+  const deadline = Date.now() + VISIBLE_WITHIN_MS;
+  for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
+    try {
+      return await refreshRoom(roomId);
+    } catch (e) {
+      const notYet = e.code === 'ROOM_NOT_FOUND' || e.code === 'NOT_A_MEMBER';
+      if (!notYet || Date.now() + pause > deadline || state.api !== api) throw e;
+    }
+    await new Promise((resolve) => setTimeout(resolve, pause));
+  }
+}
+
 /**
  * One user-feed event: a CHAT moves its room up with its counts (0 for the open room); an
  * INVITE, or anything about a room not listed yet, reads that room into the list.
@@ -115,7 +138,7 @@ export async function onFeedReady() {
 export function onFeed(event) {
   const room = state.rooms.get(event.roomId);
   if (event.type === 'INVITE' || !room) {
-    refreshRoom(event.roomId).catch(showError);
+    refreshAnnouncedRoom(event.roomId).catch(showError);
     return;
   }
   if (event.type === 'CHAT') {
