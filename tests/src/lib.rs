@@ -6,6 +6,7 @@
 //! is removed again when the environment is dropped, also when the test panicked.
 
 mod app;
+pub mod edges;
 pub mod health;
 mod process;
 pub mod push;

@@ -2,43 +2,23 @@
 
 use std::time::Duration;
 
+use chat_tests::edges::TwoEdges;
 use chat_tests::stomp::StompClient;
 use chat_tests::{ServiceProcess, TestApp};
 use edge::stomp::{Command, Frame};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-struct Cluster {
-    app: TestApp,
-    a: ServiceProcess,
-    b: ServiceProcess,
-}
-
-async fn cluster() -> Cluster {
-    let app = TestApp::start().await;
-    let a = ServiceProcess::start("edge", &app.env, &[]);
-    let b = ServiceProcess::start("edge", &app.env, &[]);
-    Cluster { app, a, b }
-}
-
-impl Cluster {
-    async fn room(&self, kind: &str, creator: &str, others: &[&str]) -> String {
-        let body = if kind == "DIRECT" {
-            json!({"type": "DIRECT", "userIds": others})
-        } else {
-            json!({"type": "GROUP", "name": "g", "userIds": others})
-        };
-        let (status, room) = self.app.post(creator, "/api/rooms", body).await;
-        assert!(status == 201 || status == 200, "{room}");
-        room["roomId"].as_str().expect("id").to_owned()
-    }
-
-    async fn client(&self, on_a: bool, user: &str) -> StompClient {
-        let url = if on_a { &self.a.url } else { &self.b.url };
-        StompClient::connect(url, &self.app.token(user))
-            .await
-            .ignoring_presence()
-    }
+/// Creates a DIRECT or GROUP room of `creator` with `others`; its id.
+async fn new_room(c: &TwoEdges, kind: &str, creator: &str, others: &[&str]) -> String {
+    let body = if kind == "DIRECT" {
+        json!({"type": "DIRECT", "userIds": others})
+    } else {
+        json!({"type": "GROUP", "name": "g", "userIds": others})
+    };
+    let (status, room) = c.app.post(creator, "/api/rooms", body).await;
+    assert!(status == 201 || status == 200, "{room}");
+    room["roomId"].as_str().expect("id").to_owned()
 }
 
 fn send_frame(room: &str, content: &str, receipt: &str) -> Frame {
@@ -61,9 +41,9 @@ fn code(error: &Frame) -> String {
 
 #[tokio::test]
 async fn alice_and_bob_chat_across_two_edges() {
-    let c = cluster().await;
+    let c = TwoEdges::start().await;
     for (kind, others) in [("DIRECT", vec!["bob"]), ("GROUP", vec!["bob", "carol"])] {
-        let room = c.room(kind, "alice", &others).await;
+        let room = new_room(&c, kind, "alice", &others).await;
         let destination = format!("/sub/rooms/{room}");
         let mut alice = c.client(true, "alice").await;
         let mut bob = c.client(false, "bob").await;
@@ -109,8 +89,8 @@ async fn alice_and_bob_chat_across_two_edges() {
 
 #[tokio::test]
 async fn a_retried_send_yields_one_message() {
-    let c = cluster().await;
-    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let c = TwoEdges::start().await;
+    let room = new_room(&c, "GROUP", "alice", &["bob"]).await;
     let mut alice = c.client(true, "alice").await;
     alice
         .subscribe("r", &format!("/sub/rooms/{room}"), &[])
@@ -137,16 +117,16 @@ async fn a_retried_send_yields_one_message() {
 
 #[tokio::test]
 async fn invites_reach_the_invitees_feed_at_once() {
-    let c = cluster().await;
+    let c = TwoEdges::start().await;
     let mut carol = c.client(false, "carol").await;
     carol.subscribe("feed", "/sub/users/carol", &[]).await;
-    let room = c.room("GROUP", "alice", &["carol"]).await;
+    let room = new_room(&c, "GROUP", "alice", &["carol"]).await;
     let (_, created) = carol.message().await;
     assert_eq!(created["type"], "INVITE");
     assert_eq!(created["roomId"], room.as_str());
     assert_eq!(created["inviterId"], "alice");
 
-    let group = c.room("GROUP", "alice", &["bob"]).await;
+    let group = new_room(&c, "GROUP", "alice", &["bob"]).await;
     let (status, _) = c
         .app
         .post(
@@ -165,8 +145,8 @@ async fn invites_reach_the_invitees_feed_at_once() {
 
 #[tokio::test]
 async fn leaving_ends_the_subscriptions_everywhere() {
-    let c = cluster().await;
-    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let c = TwoEdges::start().await;
+    let room = new_room(&c, "GROUP", "alice", &["bob"]).await;
     let destination = format!("/sub/rooms/{room}");
     let mut phone = c.client(true, "bob").await;
     let mut laptop = c.client(false, "bob").await;
@@ -206,7 +186,7 @@ async fn leaving_ends_the_subscriptions_everywhere() {
         .is_none());
     assert!(!laptop.is_closed(), "the connection stays open");
 
-    let other = c.room("DIRECT", "alice", &["bob"]).await;
+    let other = new_room(&c, "DIRECT", "alice", &["bob"]).await;
     let (status, _) = c
         .app
         .post(
@@ -232,8 +212,8 @@ async fn leaving_ends_the_subscriptions_everywhere() {
 
 #[tokio::test]
 async fn resuming_with_since_delivers_exactly_the_missed_messages() {
-    let c = cluster().await;
-    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let c = TwoEdges::start().await;
+    let room = new_room(&c, "GROUP", "alice", &["bob"]).await;
     let path = format!("/api/rooms/{room}/messages");
     let (_, last_seen) = c.app.post("alice", &path, json!({"content": "seen"})).await;
     let since = last_seen["messageId"].as_str().expect("id").to_owned();
@@ -281,8 +261,8 @@ async fn resuming_with_since_delivers_exactly_the_missed_messages() {
 
 #[tokio::test]
 async fn errors_close_only_the_offending_connection() {
-    let c = cluster().await;
-    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let c = TwoEdges::start().await;
+    let room = new_room(&c, "GROUP", "alice", &["bob"]).await;
     let mut bystander = c.client(true, "bob").await;
     bystander
         .subscribe("r", &format!("/sub/rooms/{room}"), &[])
@@ -418,8 +398,8 @@ async fn an_edge_stops_gracefully_on_sigterm() {
 
 #[tokio::test]
 async fn resuming_past_the_logs_retention_reads_the_projection() {
-    let c = cluster().await;
-    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let c = TwoEdges::start().await;
+    let room = new_room(&c, "GROUP", "alice", &["bob"]).await;
     let path = format!("/api/rooms/{room}/messages");
     let mut ids = Vec::new();
     for i in 0..10 {
@@ -476,8 +456,8 @@ async fn resuming_past_the_logs_retention_reads_the_projection() {
 
 #[tokio::test]
 async fn sends_accepted_before_disconnect_are_stored_and_answered_in_order() {
-    let c = cluster().await;
-    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let c = TwoEdges::start().await;
+    let room = new_room(&c, "GROUP", "alice", &["bob"]).await;
     let mut alice = c.client(true, "alice").await;
     for i in 0..5 {
         alice
@@ -522,9 +502,9 @@ async fn history_contents(app: &TestApp, user: &str, room: &str, count: usize) -
 
 #[tokio::test]
 async fn a_refused_send_does_not_drop_the_sends_queued_behind_it() {
-    let c = cluster().await;
-    let theirs = c.room("GROUP", "carol", &["dave"]).await;
-    let ours = c.room("GROUP", "alice", &["bob"]).await;
+    let c = TwoEdges::start().await;
+    let theirs = new_room(&c, "GROUP", "carol", &["dave"]).await;
+    let ours = new_room(&c, "GROUP", "alice", &["bob"]).await;
     let mut alice = c.client(true, "alice").await;
     // One WebSocket message: the second SEND is queued before the first is refused.
     let batch: Vec<u8> = [
@@ -551,8 +531,8 @@ async fn a_refused_send_does_not_drop_the_sends_queued_behind_it() {
 
 #[tokio::test]
 async fn membership_changes_reach_every_edge_before_its_next_answer() {
-    let c = cluster().await;
-    let room = c.room("GROUP", "alice", &["bob"]).await;
+    let c = TwoEdges::start().await;
+    let room = new_room(&c, "GROUP", "alice", &["bob"]).await;
     // Each edge follows the log; an INVITE answered by one is known to the others at once.
     for (i, user) in ["carol", "dave", "erin"].iter().enumerate() {
         let (status, body) = c

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use chat_tests::edges::TwoEdges;
 use chat_tests::stomp::StompClient;
-use chat_tests::{ServiceProcess, TestApp};
 use edge::stomp::{Command, Frame};
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -13,31 +13,13 @@ use tokio::time::Instant;
 /// The edge's own end of a typing signal: `QUIET_AFTER` in `services/edge/src/live/typing.rs`.
 const QUIET_AFTER: Duration = Duration::from_secs(6);
 
-struct Cluster {
-    app: TestApp,
-    a: ServiceProcess,
-    b: ServiceProcess,
-}
-
-async fn cluster() -> Cluster {
-    let app = TestApp::start().await;
-    let a = ServiceProcess::start("edge", &app.env, &[]);
-    let b = ServiceProcess::start("edge", &app.env, &[]);
-    Cluster { app, a, b }
-}
-
-impl Cluster {
-    /// A client of `user` on edge A or B, subscribed to `room` as `r`.
-    async fn in_room(&self, on_a: bool, user: &str, room: &str) -> StompClient {
-        let url = if on_a { &self.a.url } else { &self.b.url };
-        let mut client = StompClient::connect(url, &self.app.token(user))
-            .await
-            .ignoring_presence();
-        client
-            .subscribe("r", &format!("/sub/rooms/{room}"), &[])
-            .await;
-        client
-    }
+/// A client of `user` on edge A or B, subscribed to `room` as `r`.
+async fn in_room(c: &TwoEdges, on_a: bool, user: &str, room: &str) -> StompClient {
+    let mut client = c.client(on_a, user).await;
+    client
+        .subscribe("r", &format!("/sub/rooms/{room}"), &[])
+        .await;
+    client
 }
 
 fn typing_frame(room: &str, body: &str, receipt: &str) -> Frame {
@@ -84,11 +66,11 @@ fn code(error: &Frame) -> &str {
 
 #[tokio::test]
 async fn typing_reaches_the_other_subscribers_across_edges_but_not_the_typist() {
-    let c = cluster().await;
+    let c = TwoEdges::start().await;
     let room = c.app.group("alice", &["bob"]).await;
-    let mut alice = c.in_room(true, "alice", &room).await;
-    let mut alice_phone = c.in_room(true, "alice", &room).await;
-    let mut bob = c.in_room(false, "bob", &room).await;
+    let mut alice = in_room(&c, true, "alice", &room).await;
+    let mut alice_phone = in_room(&c, true, "alice", &room).await;
+    let mut bob = in_room(&c, false, "bob", &room).await;
 
     signal(&mut alice, &room, true, "t1").await;
     let (id, body) = next_typing(&mut bob).await;
@@ -130,10 +112,10 @@ async fn typing_reaches_the_other_subscribers_across_edges_but_not_the_typist() 
 
 #[tokio::test]
 async fn the_edge_ends_a_signal_when_the_typist_goes_quiet_or_away() {
-    let c = cluster().await;
+    let c = TwoEdges::start().await;
     let room = c.app.group("alice", &["bob", "carol"]).await;
-    let mut alice = c.in_room(true, "alice", &room).await;
-    let mut bob = c.in_room(false, "bob", &room).await;
+    let mut alice = in_room(&c, true, "alice", &room).await;
+    let mut bob = in_room(&c, false, "bob", &room).await;
 
     signal(&mut alice, &room, true, "t1").await;
     let began = Instant::now();
@@ -149,7 +131,7 @@ async fn the_edge_ends_a_signal_when_the_typist_goes_quiet_or_away() {
         began.elapsed()
     );
 
-    let mut carol = c.in_room(true, "carol", &room).await;
+    let mut carol = in_room(&c, true, "carol", &room).await;
     signal(&mut carol, &room, true, "t2").await;
     assert_eq!(next_typing(&mut bob).await.1["userId"], "carol");
     let closed = Instant::now();
@@ -167,10 +149,10 @@ async fn the_edge_ends_a_signal_when_the_typist_goes_quiet_or_away() {
 
 #[tokio::test]
 async fn leaving_the_room_subscription_ends_the_signal_at_once() {
-    let c = cluster().await;
+    let c = TwoEdges::start().await;
     let room = c.app.group("alice", &["bob"]).await;
-    let mut alice = c.in_room(true, "alice", &room).await;
-    let mut bob = c.in_room(false, "bob", &room).await;
+    let mut alice = in_room(&c, true, "alice", &room).await;
+    let mut bob = in_room(&c, false, "bob", &room).await;
 
     signal(&mut alice, &room, true, "t1").await;
     assert_eq!(next_typing(&mut bob).await.1["typing"], true);
@@ -196,10 +178,10 @@ async fn leaving_the_room_subscription_ends_the_signal_at_once() {
 
 #[tokio::test]
 async fn at_most_two_signals_a_second_pass_and_only_members_may_signal() {
-    let c = cluster().await;
+    let c = TwoEdges::start().await;
     let room = c.app.group("alice", &["bob"]).await;
-    let mut alice = c.in_room(true, "alice", &room).await;
-    let mut bob = c.in_room(false, "bob", &room).await;
+    let mut alice = in_room(&c, true, "alice", &room).await;
+    let mut bob = in_room(&c, false, "bob", &room).await;
 
     let started = Instant::now();
     for i in 0..5 {
