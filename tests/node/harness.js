@@ -609,6 +609,25 @@ async function connect(userId, opts = {}) {
   return conn;
 }
 
+/** Opens a connection that is closed again when the test `t` ends. */
+async function open(t, userId, opts) {
+  const conn = await connect(userId, opts);
+  t.after(() => conn.close());
+  return conn;
+}
+
+/**
+ * SUBSCRIBEs with a receipt and waits for it, so the subscription (and, for a room, the user's
+ * presence) is in place before the test goes on.
+ */
+async function subscribed(conn, destination, headers = {}) {
+  const receiptId = uniqueId('sub');
+  const receipt = conn.receipt(receiptId);
+  const sub = conn.subscribe(destination, { ...headers, receipt: receiptId });
+  await receipt;
+  return sub;
+}
+
 // ---------------------------------------------------------------------------------------------
 // raw WebSocket connections (for frames stompjs cannot produce)
 
@@ -711,6 +730,7 @@ module.exports = {
   historyHttp,
   inviteHttp,
   leaveHttp,
+  open,
   parseFrame,
   sendHttp,
   signToken,
@@ -718,6 +738,7 @@ module.exports = {
   ROOT,
   startEnv,
   stopEnv,
+  subscribed,
   tokenFor,
   uniqueId,
   unescapeHeader,

@@ -20,22 +20,6 @@ const MESSAGE_ID = /^[1-9][0-9]*$/;
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/** Opens a connection closed again when the test ends. */
-async function open(t, userId) {
-  const conn = await h.connect(userId);
-  t.after(() => conn.close());
-  return conn;
-}
-
-/** SUBSCRIBEs with a receipt and waits for it, so the subscription (and presence) is in place. */
-async function subscribed(conn, destination, headers = {}) {
-  const receiptId = h.uniqueId('sub');
-  const receipt = conn.receipt(receiptId);
-  const sub = conn.subscribe(destination, { ...headers, receipt: receiptId });
-  await receipt;
-  return sub;
-}
-
 /** The next MESSAGE of `sub`, checked as a stored event's frame; resolves with its event. */
 async function nextEvent(sub, timeout) {
   const m = await sub.next(timeout);
@@ -139,7 +123,7 @@ async function expectStompError(conn, code, receiptId) {
 
 /** SENDs `body` on a fresh connection of `userId` and expects the ERROR `code` for it. */
 async function sendRefused(t, userId, roomId, body, code) {
-  const conn = await open(t, userId);
+  const conn = await h.open(t, userId);
   const receiptId = h.uniqueId('bad');
   conn.send(roomId, body, { receipt: receiptId });
   await expectStompError(conn, code, receiptId);
@@ -311,10 +295,10 @@ describe('replies', () => {
     const alice = h.user('alice');
     const bob = h.user('bob');
     const { roomId } = await h.createGroup(alice, [bob]);
-    const a = await open(t, alice);
-    const b = await open(t, bob);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
-    const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const b = await h.open(t, bob);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
+    const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
 
     const long = '저녁은 일곱 시에 강남역 근처에서 먹을까요? '.repeat(6); // 150 characters
     assert.equal([...long].length, 150);
@@ -399,8 +383,8 @@ describe('replies', () => {
     const invite = (await h.historyHttp(alice, roomId)).find((m) => m.type === 'INVITE');
     assert.ok(invite, "the room's INVITE entry");
     // A REACTION is a stored event of the room, but not a CHAT.
-    const a = await open(t, alice);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
     await react('PUT', bob, roomId, kept.messageId, '👍');
     const reactionEvent = await nextEvent(aRoom);
     assert.equal(reactionEvent.type, 'REACTION');
@@ -439,10 +423,10 @@ describe('reactions', () => {
     const alice = h.user('alice');
     const bob = h.user('bob');
     const { roomId } = await h.createGroup(alice, [bob]);
-    const a = await open(t, alice);
-    const b = await open(t, bob);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
-    const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const b = await h.open(t, bob);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
+    const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
     const msg = await sent(alice, roomId, { content: '저녁 7시?' });
     await nextEvent(aRoom);
     await nextEvent(bRoom);
@@ -518,10 +502,10 @@ describe('reactions', () => {
     const bob = h.user('bob');
     const carol = h.user('carol');
     const { roomId } = await h.createGroup(alice, [bob, carol]);
-    const c = await open(t, carol);
-    const cFeed = await subscribed(c, `/sub/users/${carol}`);
-    const b = await open(t, bob);
-    const bFeed = await subscribed(b, `/sub/users/${bob}`);
+    const c = await h.open(t, carol);
+    const cFeed = await h.subscribed(c, `/sub/users/${carol}`);
+    const b = await h.open(t, bob);
+    const bFeed = await h.subscribed(b, `/sub/users/${bob}`);
     const msg = await sent(alice, roomId, { content: '투표해 주세요' });
     const chatOnFeed = await nextEvent(cFeed);
     assert.equal(chatOnFeed.messageId, msg.messageId);
@@ -564,8 +548,8 @@ describe('reactions', () => {
     const bob = h.user('bob');
     const dave = h.user('dave');
     const { roomId } = await h.createGroup(alice, [bob]);
-    const a = await open(t, alice);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
     const msg = await sent(alice, roomId, { content: 'react to me' });
     await nextEvent(aRoom);
     const invite = (await h.historyHttp(alice, roomId)).find((m) => m.type === 'INVITE');
@@ -611,12 +595,12 @@ describe('edits', () => {
     const bob = h.user('bob');
     const carol = h.user('carol');
     const { roomId } = await h.createGroup(alice, [bob, carol]);
-    const a = await open(t, alice);
-    const b = await open(t, bob);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
-    const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
-    const c = await open(t, carol);
-    const cFeed = await subscribed(c, `/sub/users/${carol}`);
+    const a = await h.open(t, alice);
+    const b = await h.open(t, bob);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
+    const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
+    const c = await h.open(t, carol);
+    const cFeed = await h.subscribed(c, `/sub/users/${carol}`);
     const earlier = await sent(alice, roomId, { content: '먼저 보낸 것' });
     const msg = await sent(alice, roomId, { content: '7시에 봐요', clientMessageId: 'edit-me' });
     for (const sub of [aRoom, bRoom]) {
@@ -700,8 +684,8 @@ describe('edits', () => {
     const alice = h.user('alice');
     const bob = h.user('bob');
     const { roomId } = await h.createGroup(alice, [bob]);
-    const a = await open(t, alice);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
     const msg = await sent(alice, roomId, { content: 'mine' });
     await nextEvent(aRoom);
     const invite = (await h.historyHttp(alice, roomId)).find((m) => m.type === 'INVITE');
@@ -755,10 +739,10 @@ describe('mentions', () => {
     const bob = h.user('bob');
     const carol = h.user('carol');
     const { roomId } = await h.createGroup(alice, [bob, carol]);
-    const b = await open(t, bob);
-    const bFeed = await subscribed(b, `/sub/users/${bob}`);
-    const a = await open(t, alice);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
+    const b = await h.open(t, bob);
+    const bFeed = await h.subscribed(b, `/sub/users/${bob}`);
+    const a = await h.open(t, alice);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
 
     // Over SEND, with a repeat that is dropped.
     await a.sendWithReceipt(roomId, { content: '@bob 저녁 어때?', mentions: [bob, bob] });
@@ -819,7 +803,7 @@ describe('mentions', () => {
     );
 
     // Bob enters the room: both counts are cleared.
-    await subscribed(b, `/sub/rooms/${roomId}`);
+    await h.subscribed(b, `/sub/rooms/${roomId}`);
     await eventually(
       () => listed(bob, roomId),
       (r) => r.unreadCount === 0 && r.mentionCount === 0,
@@ -835,8 +819,8 @@ describe('mentions', () => {
     const alice = h.user('alice');
     const bob = h.user('bob');
     const { roomId } = await h.createGroup(alice, [bob]);
-    const a = await open(t, alice);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
     const outsider = h.user('carol');
     const many = Array.from({ length: 51 }, (_, i) => `u${i}.${crypto.randomBytes(3).toString('hex')}`);
     const bad = {
@@ -869,12 +853,12 @@ describe('resume', () => {
     const { roomId } = await h.createGroup(alice, [bob]);
     const destination = `/sub/rooms/${roomId}`;
     // Bob has the room open throughout, so every CHAT (all alice's) is read by everyone at once.
-    const b = await open(t, bob);
-    const bRoom = await subscribed(b, destination);
+    const b = await h.open(t, bob);
+    const bRoom = await h.subscribed(b, destination);
     const start = await sent(alice, roomId, { content: 'start' });
     assert.equal((await nextEvent(bRoom)).messageId, start.messageId);
 
-    const a = await open(t, alice);
+    const a = await h.open(t, alice);
     await a.sendWithReceipt(roomId, { content: '7시 어때요?', mentions: [bob], clientMessageId: 'resume-1' });
     const m1 = await nextEvent(bRoom);
     await react('PUT', bob, roomId, m1.messageId, '👍');
@@ -916,7 +900,7 @@ describe('resume', () => {
     await resumed.none(500);
 
     // From the middle (an EDIT's id is a stored event of the room too): the three after it.
-    const c = await open(t, alice);
+    const c = await h.open(t, alice);
     const fromEdit = c.subscribe(destination, { since: edit1.messageId });
     const tail = [];
     for (let i = 0; i < 3; i += 1) tail.push(await nextEvent(fromEdit));

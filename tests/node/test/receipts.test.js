@@ -9,21 +9,13 @@ const h = require('../harness');
 before(() => h.startEnv(), { timeout: 120000 });
 after(() => h.stopEnv(), { timeout: 90000 });
 
-async function subscribed(conn, destination) {
-  const receiptId = h.uniqueId('sub');
-  const receipt = conn.receipt(receiptId);
-  const sub = conn.subscribe(destination, { receipt: receiptId });
-  await receipt;
-  return sub;
-}
-
 test('unreadCount, INFO when a member enters, OUT when they leave the screen', async (t) => {
   const alice = h.user('alice');
   const bob = h.user('bob');
   const { roomId } = await h.createGroup(alice, [bob]);
   const a = await h.connect(alice);
   t.after(() => a.close());
-  const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
+  const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
   assert.equal((await aRoom.presence.next()).event.userId, alice, 'her own INFO');
 
   await h.sendHttp(alice, roomId, 'are you there?');
@@ -31,7 +23,7 @@ test('unreadCount, INFO when a member enters, OUT when they leave the screen', a
   assert.equal(chat.event.unreadCount, 1, 'bob is away');
 
   const b = await h.connect(bob);
-  const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
+  const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
   const info = await aRoom.presence.next();
   assert.deepEqual(info.event, {
     type: 'INFO',

@@ -13,22 +13,6 @@ after(() => h.stopEnv(), { timeout: 90000 });
 const SENT_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const MESSAGE_ID = /^[1-9][0-9]*$/;
 
-/** Opens a connection closed again when the test ends. */
-async function open(t, userId, opts) {
-  const conn = await h.connect(userId, opts);
-  t.after(() => conn.close());
-  return conn;
-}
-
-/** SUBSCRIBEs with a receipt and waits for it, so the subscription is known to be in place. */
-async function subscribed(conn, destination, headers = {}) {
-  const receiptId = h.uniqueId('sub');
-  const receipt = conn.receipt(receiptId);
-  const sub = conn.subscribe(destination, { ...headers, receipt: receiptId });
-  await receipt;
-  return sub;
-}
-
 function assertMessageFrame(message, { destination, subscription }) {
   assert.equal(message.command, 'MESSAGE');
   assert.equal(message.headers.destination, destination);
@@ -68,7 +52,7 @@ const byId = (a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 :
 describe('connection', () => {
   test('CONNECT with an Authorization header answers CONNECTED 1.2 with the user', async (t) => {
     const alice = h.user('alice');
-    const conn = await open(t, alice, { heartbeatIncoming: 1000, heartbeatOutgoing: 1000 });
+    const conn = await h.open(t, alice, { heartbeatIncoming: 1000, heartbeatOutgoing: 1000 });
     const { headers } = conn.connectedFrame;
     assert.equal(headers.version, '1.2');
     assert.equal(headers['user-name'], alice);
@@ -104,7 +88,7 @@ describe('connection', () => {
 
   test('heart-beats: the edge sends them and the idle connection stays open', { timeout: 20000 }, async (t) => {
     const alice = h.user('alice');
-    const conn = await open(t, alice, { heartbeatIncoming: 1000, heartbeatOutgoing: 1000 });
+    const conn = await h.open(t, alice, { heartbeatIncoming: 1000, heartbeatOutgoing: 1000 });
     const start = Date.now();
     // The edge sends every max(10000, 1000) ms: the first heart-beat is due within 10 s.
     const pinged = () => conn.debugLog.some((line) => line.endsWith('>>> PING'));
@@ -206,12 +190,12 @@ describe('messages', () => {
     const bob = h.user('bob');
     const room = await h.createGroup(alice, [bob]);
     const { roomId } = room;
-    const a = await open(t, alice);
-    const b = await open(t, bob);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
-    const aFeed = await subscribed(a, `/sub/users/${alice}`);
-    const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
-    const bFeed = await subscribed(b, `/sub/users/${bob}`);
+    const a = await h.open(t, alice);
+    const b = await h.open(t, bob);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
+    const aFeed = await h.subscribed(a, `/sub/users/${alice}`);
+    const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
+    const bFeed = await h.subscribed(b, `/sub/users/${bob}`);
 
     const clientMessageId = h.uniqueId('c');
     const receiptId = h.uniqueId('r');
@@ -252,9 +236,9 @@ describe('messages', () => {
   test('UNSUBSCRIBE ends a subscription; the others go on', async (t) => {
     const alice = h.user('alice');
     const { roomId } = await h.createGroup(alice, [h.user('bob')]);
-    const a = await open(t, alice);
-    const gone = await subscribed(a, `/sub/rooms/${roomId}`);
-    const kept = await subscribed(a, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const gone = await h.subscribed(a, `/sub/rooms/${roomId}`);
+    const kept = await h.subscribed(a, `/sub/rooms/${roomId}`);
     const receipt = a.receipt('unsub');
     gone.unsubscribe({ receipt: 'unsub' });
     await receipt;
@@ -267,8 +251,8 @@ describe('messages', () => {
   test('a CHAT without clientMessageId has none in its MESSAGE', async (t) => {
     const alice = h.user('alice');
     const { roomId } = await h.createGroup(alice, [h.user('bob')]);
-    const a = await open(t, alice);
-    const sub = await subscribed(a, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const sub = await h.subscribed(a, `/sub/rooms/${roomId}`);
     await a.sendWithReceipt(roomId, { content: 'no id' });
     const m = await sub.next();
     assertChat(m, { destination: `/sub/rooms/${roomId}`, subscription: sub.id, roomId, senderId: alice, content: 'no id' });
@@ -278,12 +262,12 @@ describe('messages', () => {
     const alice = h.user('alice');
     const bob = h.user('bob');
     const { roomId } = await h.createGroup(alice, [bob]);
-    const a = await open(t, alice);
-    const b = await open(t, bob);
-    const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
+    const a = await h.open(t, alice);
+    const b = await h.open(t, bob);
+    const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
     const clientMessageId = h.uniqueId('c');
     // Two racing SENDs, then one after both receipts, on two connections of the sender.
-    const a2 = await open(t, alice);
+    const a2 = await h.open(t, alice);
     await Promise.all([
       a.sendWithReceipt(roomId, { content: 'once', clientMessageId }),
       a2.sendWithReceipt(roomId, { content: 'once', clientMessageId }),
@@ -303,10 +287,10 @@ describe('messages', () => {
     const alice = h.user('alice');
     const bob = h.user('bob');
     const carol = h.user('carol');
-    const b = await open(t, bob);
-    const c = await open(t, carol);
-    const bFeed = await subscribed(b, `/sub/users/${bob}`);
-    const cFeed = await subscribed(c, `/sub/users/${carol}`);
+    const b = await h.open(t, bob);
+    const c = await h.open(t, carol);
+    const bFeed = await h.subscribed(b, `/sub/users/${bob}`);
+    const cFeed = await h.subscribed(c, `/sub/users/${carol}`);
 
     const { roomId } = await h.createGroup(alice, [bob]);
     const created = await bFeed.next();
@@ -343,13 +327,13 @@ describe('messages', () => {
     const bob = h.user('bob');
     const { roomId } = await h.createGroup(alice, [bob], 'left');
     const other = await h.createGroup(alice, [bob], 'kept');
-    const a = await open(t, alice);
-    const b = await open(t, bob);
-    const b2 = await open(t, bob);
-    const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
-    const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
-    const b2Room = await subscribed(b2, `/sub/rooms/${roomId}`);
-    const bFeed = await subscribed(b, `/sub/users/${bob}`);
+    const a = await h.open(t, alice);
+    const b = await h.open(t, bob);
+    const b2 = await h.open(t, bob);
+    const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
+    const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
+    const b2Room = await h.subscribed(b2, `/sub/rooms/${roomId}`);
+    const bFeed = await h.subscribed(b, `/sub/users/${bob}`);
 
     await h.leaveHttp(bob, roomId);
     const leave = { type: 'LEAVE', roomId, userId: bob };
@@ -386,8 +370,8 @@ describe('messages', () => {
     const { roomId } = await h.createGroup(alice, [bob]);
     const destination = `/sub/rooms/${roomId}`;
 
-    const first = await open(t, bob);
-    const sub = await subscribed(first, destination);
+    const first = await h.open(t, bob);
+    const sub = await h.subscribed(first, destination);
     await h.sendHttp(alice, roomId, 'seen');
     const seen = await sub.next();
     await first.close();
@@ -395,7 +379,7 @@ describe('messages', () => {
     const missed = [];
     for (let i = 0; i < 5; i += 1) missed.push(await h.sendHttp(alice, roomId, `missed ${i}`));
 
-    const again = await open(t, bob);
+    const again = await h.open(t, bob);
     const resumed = again.subscribe(destination, { since: seen.event.messageId });
     const got = [];
     for (let i = 0; i < missed.length; i += 1) got.push(await resumed.next());
@@ -431,7 +415,7 @@ describe('messages', () => {
     const invite = history.find((m) => m.type === 'INVITE' && m.userIds.includes(carol));
     const leave = history.find((m) => m.type === 'LEAVE');
 
-    const a = await open(t, alice);
+    const a = await h.open(t, alice);
     const sub = a.subscribe(`/sub/rooms/${roomId}`, { since: start.messageId });
     const got = [];
     for (let i = 0; i < 5; i += 1) got.push((await sub.next()).event);
@@ -457,8 +441,8 @@ describe('messages', () => {
     const alice = h.user('alice');
     const { roomId } = await h.createGroup(alice, [h.user('bob')]);
     const last = await h.sendHttp(alice, roomId, 'last');
-    const a = await open(t, alice);
-    const sub = await subscribed(a, `/sub/rooms/${roomId}`, { since: last.messageId });
+    const a = await h.open(t, alice);
+    const sub = await h.subscribed(a, `/sub/rooms/${roomId}`, { since: last.messageId });
     await sub.none(300);
     const live = await h.sendHttp(alice, roomId, 'next');
     assert.equal((await sub.next()).event.messageId, live.messageId);

@@ -10,14 +10,6 @@ const h = require('../harness');
 before(() => h.startEnv(), { timeout: 120000 });
 after(() => h.stopEnv(), { timeout: 90000 });
 
-async function subscribed(conn, destination) {
-  const receiptId = h.uniqueId('sub');
-  const receipt = conn.receipt(receiptId);
-  const sub = conn.subscribe(destination, { receipt: receiptId });
-  await receipt;
-  return sub;
-}
-
 /** SENDs a typing signal and waits for its RECEIPT. */
 async function typing(conn, roomId, isTyping) {
   const receiptId = h.uniqueId('typing');
@@ -37,8 +29,8 @@ test('TYPING reaches the other member and ends when the typist stops or goes awa
   const a = await h.connect(alice);
   const b = await h.connect(bob);
   t.after(() => b.close());
-  const aRoom = await subscribed(a, `/sub/rooms/${roomId}`);
-  const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
+  const aRoom = await h.subscribed(a, `/sub/rooms/${roomId}`);
+  const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
 
   await typing(a, roomId, true);
   const started = await bRoom.next();
@@ -66,7 +58,7 @@ test('a burst of typing signals passes at most two', async (t) => {
     a.close();
     b.close();
   });
-  const bRoom = await subscribed(b, `/sub/rooms/${roomId}`);
+  const bRoom = await h.subscribed(b, `/sub/rooms/${roomId}`);
   const began = Date.now();
   await Promise.all([1, 2, 3, 4, 5].map(() => typing(a, roomId, true)));
   const allowed = 2 + Math.floor((Date.now() - began) / 500);
