@@ -126,16 +126,24 @@ function messages(page) {
   );
 }
 
-/** Waits until `predicate(messages)` holds in the page. */
-async function waitMessages(page, what, predicate) {
+/**
+ * Reads `read(page)` until `predicate` holds of it and resolves with it; after WAIT, fails
+ * naming `what` and the last reading (`label`).
+ */
+async function waitReading(page, read, label, what, predicate) {
   const deadline = Date.now() + WAIT;
   let last;
   while (Date.now() < deadline) {
-    last = await messages(page);
+    last = await read(page);
     if (predicate(last)) return last;
     await h.sleep(50); // the poll interval of a bounded wait
   }
-  throw new Error(`timed out waiting for ${what}; messages: ${JSON.stringify(last)}`);
+  throw new Error(`timed out waiting for ${what}; ${label}: ${JSON.stringify(last)}`);
+}
+
+/** Waits until `predicate(messages)` holds in the page. */
+function waitMessages(page, what, predicate) {
+  return waitReading(page, messages, 'messages', what, predicate);
 }
 
 async function typeAndEnter(page, text) {
@@ -160,15 +168,8 @@ async function present(page) {
 }
 
 /** Waits until `predicate(present ids)` holds in the page. */
-async function waitPresent(page, what, predicate) {
-  const deadline = Date.now() + WAIT;
-  let last;
-  while (Date.now() < deadline) {
-    last = await present(page);
-    if (predicate(last)) return last;
-    await h.sleep(50); // the poll interval of a bounded wait
-  }
-  throw new Error(`timed out waiting for ${what}; present: ${JSON.stringify(last)}`);
+function waitPresent(page, what, predicate) {
+  return waitReading(page, present, 'present', what, predicate);
 }
 
 /**
