@@ -229,6 +229,7 @@ async fn session(run: &Run, user: &User, state: &mut State) -> anyhow::Result<()
         source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         secret: run.secret.clone(),
         heart_beat: Some(HEART_BEAT),
+        feeds: false,
     };
     let mut ws = timeout(CONNECT_TIMEOUT, edge_load::handshake(&endpoint))
         .await

@@ -68,6 +68,7 @@ async fn run(o: Options) -> anyhow::Result<()> {
             source_ip: source_ip(worker),
             secret: o.secret.clone(),
             heart_beat_ms: o.heart_beat_ms,
+            feeds: o.feeds,
         };
         let server = o.edge_pid.map(|pid| ("edge", pid));
         phases.push(run_phase(&o, &clock, EDGE_PHASE, server, target, ids, probe).await?);
@@ -191,6 +192,8 @@ struct PhaseResult {
     others: Latencies,
     /// Latencies of the copies delivered back to the senders.
     own: Latencies,
+    /// Latencies of the room-list feed entries (edge phase with `--feeds true`).
+    feed: Latencies,
     go: Go,
     room_size: usize,
     /// The server's RSS in KiB: before connecting, all connected, after they closed.
@@ -305,7 +308,7 @@ async fn run_phase(
     let cpu = cpu_in_window(clock, &go, &watched).await;
 
     let report_limit = Duration::from_millis(go.drain_ms) + Duration::from_secs(60);
-    let (report, [latencies, others, own]) = gather_reports(&mut procs, report_limit).await?;
+    let (report, [latencies, others, own, feed]) = gather_reports(&mut procs, report_limit).await?;
     let hops = match observer {
         Some(observer) => Some(observer.finish().await?),
         None => None,
@@ -334,6 +337,7 @@ async fn run_phase(
         latencies,
         others,
         own,
+        feed,
         go,
         room_size: o.room_size,
         connect_latencies,
@@ -369,9 +373,9 @@ async fn gather_ready(procs: &mut [Worker], limit: Duration) -> anyhow::Result<(
 async fn gather_reports(
     procs: &mut [Worker],
     limit: Duration,
-) -> anyhow::Result<(Report, [Latencies; 3])> {
+) -> anyhow::Result<(Report, [Latencies; 4])> {
     let mut report = Report::default();
-    let [mut all, mut others, mut own] = <[Latencies; 3]>::default();
+    let [mut all, mut others, mut own, mut feed] = <[Latencies; 4]>::default();
     let mut errors = ErrorTally::default();
     for worker in procs {
         let r: Report = worker.receive(limit).await?;
@@ -385,10 +389,12 @@ async fn gather_reports(
         all.add_buckets(&r.own_latency_us);
         others.add_buckets(&r.latency_us);
         own.add_buckets(&r.own_latency_us);
+        report.feed_entries += r.feed_entries;
+        feed.add_buckets(&r.feed_latency_us);
         errors.merge(&r.errors);
     }
     report.errors = errors.into_vec();
-    Ok((report, [all, others, own]))
+    Ok((report, [all, others, own, feed]))
 }
 
 /// CPU seconds each group of processes used during the measured window of `go`.
@@ -538,6 +544,15 @@ impl PhaseResult {
                 "   latency, {label:<15} {}  max {:>8}",
                 l.percentiles(),
                 format_us(l.max())
+            );
+        }
+        if r.feed_entries > 0 {
+            println!(
+                "   room-list feed entries {} ({:.2} per message sent), latency {}  max {:>8}",
+                r.feed_entries,
+                r.feed_entries as f64 / r.sent.max(1) as f64,
+                self.feed.percentiles(),
+                format_us(self.feed.max())
             );
         }
         if let Some(hops) = &self.hops {

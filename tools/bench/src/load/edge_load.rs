@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::worker::{Outcome, Shared};
 
+/// The subscription id of a connection's room-list feed (its room's is `0`).
+const FEED: &str = "feed";
+
 /// How long the minted tokens stay valid.
 const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 
@@ -35,6 +38,8 @@ pub struct Endpoint {
     pub secret: String,
     /// Heart-beat interval offered and asked for; `None`: no heart-beats.
     pub heart_beat: Option<Duration>,
+    /// Whether the connection also subscribes to its user's room-list feed.
+    pub feeds: bool,
 }
 
 /// One client WebSocket to an edge.
@@ -46,8 +51,9 @@ pub fn token(secret: &str, name: &str) -> anyhow::Result<String> {
     Ok(edge::auth::mint(secret, &user, TOKEN_TTL)?)
 }
 
-/// Opens `user`'s connection: WebSocket, CONNECT, SUBSCRIBE to `room` with a receipt; then
-/// serves it in a task of its own until `stop`. Returns the sender of the messages it is to send.
+/// Opens `user`'s connection: WebSocket, CONNECT, SUBSCRIBE to `room` with a receipt (and to
+/// the user's room-list feed, with `feeds`); then serves it in a task of its own until `stop`.
+/// Returns the sender of the messages it is to send.
 pub async fn open(
     endpoint: &Endpoint,
     user: &str,
@@ -76,6 +82,14 @@ pub async fn open(
         .with_header("receipt", "sub-0");
     write(&mut ws, subscribe).await?;
     expect(&mut ws, &mut parser, Command::Receipt).await?;
+    if endpoint.feeds {
+        let feed = Frame::new(Command::Subscribe)
+            .with_header("id", FEED)
+            .with_header("destination", format!("/sub/users/{user}"))
+            .with_header("receipt", "sub-feed");
+        write(&mut ws, feed).await?;
+        expect(&mut ws, &mut parser, Command::Receipt).await?;
+    }
 
     let (tx, rx) = mpsc::channel(4);
     let connection = Connection {
@@ -191,6 +205,9 @@ impl Connection {
                     for item in items.drain(..) {
                         let Parsed::Frame(frame) = item else { continue };
                         match frame.command {
+                            Command::Message if frame.header("subscription") == Some(FEED) => {
+                                shared.feed_entry(&frame.body);
+                            }
                             Command::Message => shared.received(&frame.body, &self.user),
                             Command::Error => {
                                 let message = frame.header("message").unwrap_or_default();

@@ -22,6 +22,7 @@ usage: bench load --url http://127.0.0.1:PORT [options]
   --payload N             characters of content per message    [100]
   --client-message-id B   whether SENDs carry a clientMessageId [true]
   --heart-beat-ms N       STOMP heart-beats asked and sent     [10000]
+  --feeds B               edge connections also hold their feed    [false]
   --per-process N         most connections per worker process  [5000]
   --connect-concurrency N connections opened at once, per worker [64]
   --connect-timeout S     longest set-up of one connection     [30]
@@ -73,6 +74,9 @@ pub struct Options {
     pub client_message_id: bool,
     /// Heart-beat interval, 0 for none.
     pub heart_beat_ms: u64,
+    /// Whether every edge connection also holds its user's room-list feed, as the apps do
+    /// while the room list is on screen.
+    pub feeds: bool,
     /// Most connections per worker process.
     pub per_process: usize,
     /// Connections opened at once per worker.
@@ -109,6 +113,7 @@ impl Default for Options {
             payload: 100,
             client_message_id: true,
             heart_beat_ms: 10_000,
+            feeds: false,
             per_process: 5_000,
             connect_concurrency: 64,
             connect_timeout: 30.0,
@@ -156,6 +161,7 @@ impl Options {
                 "--payload" => o.payload = parsed(flag, value)?,
                 "--client-message-id" => o.client_message_id = parsed(flag, value)?,
                 "--heart-beat-ms" => o.heart_beat_ms = parsed(flag, value)?,
+                "--feeds" => o.feeds = parsed(flag, value)?,
                 "--per-process" => o.per_process = parsed(flag, value)?,
                 "--connect-concurrency" => o.connect_concurrency = parsed(flag, value)?,
                 "--connect-timeout" => o.connect_timeout = parsed(flag, value)?,

@@ -42,6 +42,8 @@ pub enum Target {
         secret: String,
         /// STOMP heart-beat interval the clients offer and ask for, 0 for none.
         heart_beat_ms: u64,
+        /// Whether each connection also subscribes to its user's room-list feed.
+        feeds: bool,
     },
     /// Core NATS publish/subscribe, one client connection per simulated user.
     Raw {
@@ -124,6 +126,10 @@ pub struct Report {
     pub latency_us: Vec<(u64, u64)>,
     /// The same for the copies delivered back to their senders.
     pub own_latency_us: Vec<(u64, u64)>,
+    /// Room-list feed entries of CHATs sent in the measured window (with `feeds`).
+    pub feed_entries: u64,
+    /// Send-to-receive latencies of those entries, histogram buckets in microseconds.
+    pub feed_latency_us: Vec<(u64, u64)>,
 }
 
 /// Realtime nanoseconds, counted on monotonically from one reading at start.

@@ -43,6 +43,8 @@ struct Tally {
     own_latencies: Latencies,
     delivered: u64,
     outside: u64,
+    feed_latencies: Latencies,
+    feed_entries: u64,
 }
 
 impl Shared {
@@ -84,6 +86,21 @@ impl Shared {
                 tally.delivered += 1;
             }
             _ => tally.outside += 1,
+        }
+    }
+
+    /// Counts a room-list feed entry (a CHAT's JSON with its stamped `content`, or an INVITE
+    /// without one), timing it when its CHAT was sent in the measured window.
+    pub fn feed_entry(&self, body: &[u8]) {
+        let now = self.clock.now_ns();
+        let stamp = wire::stamp(body, "");
+        let window = self.go.get().map(Go::window);
+        if let (Some((sent, _)), Some((start, end))) = (stamp, window) {
+            if (start..end).contains(&sent) {
+                let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
+                tally.feed_latencies.record(now.saturating_sub(sent) / 1000);
+                tally.feed_entries += 1;
+            }
         }
     }
 }
@@ -202,12 +219,14 @@ async fn open(
             source_ip,
             secret,
             heart_beat_ms,
+            feeds,
         } => {
             let endpoint = Endpoint {
                 addr: *addr,
                 source_ip: *source_ip,
                 secret: secret.clone(),
                 heart_beat: (*heart_beat_ms > 0).then(|| Duration::from_millis(*heart_beat_ms)),
+                feeds: *feeds,
             };
             let (tx, task) = edge_load::open(&endpoint, &name, room, shared, stop).await?;
             Ok(User {
@@ -295,6 +314,8 @@ async fn drive(
     report.delivered_outside = tally.outside;
     report.latency_us = tally.latencies.buckets();
     report.own_latency_us = tally.own_latencies.buckets();
+    report.feed_entries = tally.feed_entries;
+    report.feed_latency_us = tally.feed_latencies.buckets();
     report.errors = errors.into_vec();
     report
 }
