@@ -33,7 +33,10 @@ fn parse(args: &[String]) -> Result<Command, String> {
     }
 }
 
-#[tokio::main]
+/// One thread: the worker's loop, its NATS, Redis and Cassandra clients and its health server
+/// are all I/O waits, and on one thread they hand work to each other without waking another
+/// thread (docs/benchmarks.md, "One thread per worker").
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match parse(&args) {
