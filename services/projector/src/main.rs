@@ -33,9 +33,9 @@ fn parse(args: &[String]) -> Result<Command, String> {
     }
 }
 
-/// One thread: the worker's loop, its NATS, Redis and Cassandra clients and its health server
-/// are all I/O waits, and on one thread they hand work to each other without waking another
-/// thread (docs/benchmarks.md, "One thread per worker").
+/// One thread: the worker's loop, its database clients and its health server only wait on
+/// I/O, and on one thread they hand work to each other without waking another thread
+/// (docs/benchmarks.md, "One thread per worker").
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
