@@ -96,6 +96,89 @@ async fn parallel_resends_make_one_message() {
     assert_eq!(answers.iter().filter(|(s, _)| *s == 201).count(), 1);
 }
 
+/// Stores alice's CHAT with `client_message_id` straight in the log under a deduplication id
+/// the edge never uses, as if the edge's own append had left JetStream's window, and waits
+/// until history shows it; its message id.
+async fn stored_past_the_window(app: &TestApp, room: &str, sender: &str, id: &str) -> String {
+    let room_id: RoomId = room.parse().expect("room id");
+    let envelope = Envelope::new(
+        room_id,
+        UserId::parse(sender).expect("valid"),
+        ChatEvent::Chat {
+            content: format!("first {id}"),
+            client_message_id: Some(id.to_owned()),
+            reply_to: None,
+            mentions: Vec::new(),
+        },
+    );
+    let ack = app
+        .env
+        .jetstream
+        .publish(
+            app.env.log.room_subject(&room_id),
+            encode(&envelope).expect("encode").into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let message_id = ack.sequence.to_string();
+    for _ in 0..100 {
+        let (entries, _) = page(app, sender, room, "?limit=100").await;
+        if entries
+            .iter()
+            .any(|e| e["messageId"] == message_id.as_str())
+        {
+            return message_id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("message {message_id} never projected");
+}
+
+#[tokio::test]
+async fn a_resend_past_the_logs_window_is_still_one_message() {
+    let app = TestApp::start().await;
+    let room = app.group("alice", &["bob"]).await;
+    let path = format!("/api/rooms/{room}/messages");
+    // alice's ids are held by the edge before her first message is stored: the follower
+    // adds it. bob's are loaded from the projection at his resend.
+    let (status, _) = app
+        .post(
+            "alice",
+            &path,
+            json!({"content": "hi", "clientMessageId": "a-0"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let alices = stored_past_the_window(&app, &room, "alice", "a-1").await;
+    let bobs = stored_past_the_window(&app, &room, "bob", "b-1").await;
+    let before = app.stream_len().await;
+    for (sender, id, first) in [("alice", "a-1", &alices), ("bob", "b-1", &bobs)] {
+        let (status, again) = app
+            .post(
+                sender,
+                &path,
+                json!({"content": "again", "clientMessageId": id}),
+            )
+            .await;
+        assert_eq!(
+            (status, again["messageId"].as_str()),
+            (200, Some(first.as_str())),
+            "{sender}: {again}"
+        );
+    }
+    assert_eq!(app.stream_len().await, before, "nothing appended");
+    let (status, _) = app
+        .post(
+            "bob",
+            &path,
+            json!({"content": "new", "clientMessageId": "b-2"}),
+        )
+        .await;
+    assert_eq!(status, 201, "a new id is a new message");
+}
+
 #[tokio::test]
 async fn invalid_messages_are_refused_without_appending() {
     let app = TestApp::start().await;

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use receipts::{ReadKeys, UnreadCounts};
 
 use crate::auth::{Authenticator, KeyError};
+use crate::client_ids::ClientMessageIds;
 use crate::live::{CatchUp, HeartbeatError, Hub, Presence};
 use crate::membership::{Membership, MembershipError};
 use crate::progress::ProjectionProgress;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub writer: EventWriter,
     /// Who is in which room, as of the log.
     pub membership: Arc<Membership>,
+    /// The `clientMessageId`s already used, as of the log (fed by the membership follower).
+    pub client_ids: Arc<ClientMessageIds>,
     /// Waits for the projector, for read-your-writes.
     pub progress: Arc<ProjectionProgress>,
     /// Limits and ids from `[edge]`.
@@ -148,6 +151,7 @@ impl AppState {
                     attempt_timeout: settings.edge.append_attempt_timeout(),
                 },
             ),
+            client_ids: membership.client_message_ids(),
             membership,
             progress,
             edge: settings.edge.clone(),

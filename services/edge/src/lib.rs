@@ -1,11 +1,13 @@
-//! The edge: the HTTP API (and, later, STOMP over WebSocket) that clients talk to.
+//! The edge: the HTTP API and STOMP over WebSocket that clients talk to.
 //!
 //! An edge keeps no state another edge needs: every write becomes one event in the JetStream
-//! log, every read comes from the Cassandra projections, so any number of edges run side by side.
+//! log, every read comes from the Cassandra projections or from what the edge itself follows of
+//! the log, so any number of edges run side by side.
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod client_ids;
 pub mod error;
 pub mod events;
 pub mod extract;

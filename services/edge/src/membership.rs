@@ -12,6 +12,8 @@
 //! reached it, the answer waits for it, so a user just invited through another edge is never
 //! refused. An acceptance can lag a LEAVE stored through another edge by the follower's delay
 //! (milliseconds): the log is the order, and such a message lands right after the LEAVE.
+//!
+//! The same follower tells [`ClientMessageIds`] every `clientMessageId` it reads.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -24,6 +26,7 @@ use chat_schemas::{decode, ChatEvent, EventLog, RoomId, UserId};
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use crate::client_ids::ClientMessageIds;
 use crate::store::Store;
 
 /// Most membership changes kept for bringing freshly loaded rooms up to date. Changes are rare
@@ -187,6 +190,8 @@ pub struct Membership {
     rooms: Mutex<Rooms>,
     /// The last stream sequence the follower read.
     followed: watch::Sender<u64>,
+    /// The CHAT ids the follower reads, for SEND's idempotence.
+    client_ids: Arc<ClientMessageIds>,
     stream: Stream,
     log: EventLog,
     store: Arc<Store>,
@@ -195,7 +200,8 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// Starts following the log from its current end, holding at most `capacity` rooms.
+    /// Starts following the log from its current end, holding at most `capacity` rooms and
+    /// feeding [`Self::client_message_ids`].
     pub async fn follow(
         stream: Stream,
         log: EventLog,
@@ -219,6 +225,7 @@ impl Membership {
                 clock: 0,
             }),
             followed,
+            client_ids: Arc::new(ClientMessageIds::new(store.clone(), projector, start)),
             stream,
             log,
             store,
@@ -227,6 +234,11 @@ impl Membership {
         });
         tokio::spawn(follow(Arc::downgrade(&membership), start));
         Ok(membership)
+    }
+
+    /// The `clientMessageId`s used so far, as this follower read them.
+    pub fn client_message_ids(&self) -> Arc<ClientMessageIds> {
+        self.client_ids.clone()
     }
 
     /// Where `user` stands in `room`, as of the log.
@@ -373,7 +385,7 @@ impl Membership {
     }
 }
 
-/// Reads every room event after `start` and records the membership changes, until the
+/// Reads every room event after `start` and records the membership changes and CHAT ids, until the
 /// [`Membership`] is dropped; a failed read starts again after the last event read.
 async fn follow(membership: Weak<Membership>, start: u64) {
     let mut after = start;
@@ -418,6 +430,15 @@ async fn follow(membership: Weak<Membership>, start: u64) {
                             strong
                                 .lock()
                                 .record(seq, envelope.room_id, change, strong.capacity);
+                        }
+                        if let ChatEvent::Chat {
+                            client_message_id: Some(id),
+                            ..
+                        } = &envelope.event
+                        {
+                            strong
+                                .client_ids
+                                .record(seq, envelope.room_id, &envelope.actor, id);
                         }
                     }
                     after = seq;

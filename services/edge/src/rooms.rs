@@ -175,7 +175,7 @@ pub fn check_content(state: &AppState, content: &str) -> Result<(), ApiError> {
 /// down, except for a reply, whose quote is read from the history. A `client_message_id` makes
 /// resends idempotent: within JetStream's deduplication window the log itself refuses the
 /// copy; after it, the projection of earlier ids answers (while Cassandra is unreachable, only
-/// the window does).
+/// the window does). It is read only for an id [`crate::client_ids`] cannot rule out.
 pub async fn store_chat(
     state: &AppState,
     sender: &UserId,
@@ -204,19 +204,11 @@ pub async fn store_chat(
     let mentions = mention_ids(mentions.as_deref().unwrap_or_default())?;
     require_member(state, room, sender).await?;
     if let Some(id) = &client_message_id {
-        match state.store.client_message(room, sender, id).await {
-            Ok(Some(earlier)) => {
-                if let Ok(sequence) = u64::try_from(earlier) {
-                    return Ok(StoredChat {
-                        sequence,
-                        appended: None,
-                    });
-                }
-            }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(%error, "clientMessageId not looked up: only the log's deduplication window applies");
-            }
+        if let Some(sequence) = earlier_message(state, room, sender, id).await {
+            return Ok(StoredChat {
+                sequence,
+                appended: None,
+            });
         }
     }
     let reply_to = match reply_to {
@@ -251,6 +243,23 @@ pub async fn store_chat(
         sequence: appended.sequence,
         appended: (!appended.duplicate).then_some(envelope),
     })
+}
+
+/// The message `sender`'s `id` produced in `room` before, as the projection says; Cassandra is
+/// read only when [`crate::client_ids`] cannot rule the id out.
+async fn earlier_message(state: &AppState, room: RoomId, sender: &UserId, id: &str) -> Option<u64> {
+    let looked_up = match state.client_ids.maybe_used(room, sender, id).await {
+        Ok(false) => return None,
+        Ok(true) => state.store.client_message(room, sender, id).await,
+        Err(error) => Err(error),
+    };
+    match looked_up {
+        Ok(earlier) => earlier.and_then(|seq| u64::try_from(seq).ok()),
+        Err(error) => {
+            tracing::warn!(%error, "clientMessageId not looked up: only the log's deduplication window applies");
+            None
+        }
+    }
 }
 
 /// 404 `ROOM_NOT_FOUND` or 403 `NOT_A_MEMBER` unless `user` is a member of `room`, as the

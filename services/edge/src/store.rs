@@ -146,6 +146,7 @@ pub struct Store {
     all_buckets: PreparedStatement,
     message: PreparedStatement,
     client_message: PreparedStatement,
+    client_message_ids: PreparedStatement,
     progress: PreparedStatement,
     user_settings: UserSettings,
 }
@@ -196,6 +197,10 @@ impl Store {
                      WHERE room_id = ? AND sender_id = ? AND client_message_id = ?"
                 ),
                 format!(
+                    "SELECT client_message_id FROM {keyspace}.client_messages \
+                     WHERE room_id = ? AND sender_id = ? LIMIT ?"
+                ),
+                format!(
                     "SELECT applied_seq FROM {keyspace}.projector_progress WHERE projector = ?"
                 ),
             ],
@@ -207,7 +212,7 @@ impl Store {
         for read in &mut reads {
             read.set_is_idempotent(true);
         }
-        let [room, user_rooms, buckets_before, bucket_of, page, page_after, all_buckets, message, client_message, progress] =
+        let [room, user_rooms, buckets_before, bucket_of, page, page_after, all_buckets, message, client_message, client_message_ids, progress] =
             reads;
         Ok(Self {
             room,
@@ -219,6 +224,7 @@ impl Store {
             all_buckets,
             message,
             client_message,
+            client_message_ids,
             progress,
             user_settings,
             session,
@@ -410,6 +416,22 @@ impl Store {
             )
             .await?;
         Ok(row.and_then(|(id,)| id))
+    }
+
+    /// Up to `limit` of the `clientMessageId`s a sender has used in a room (one partition).
+    pub async fn client_message_ids(
+        &self,
+        room: RoomId,
+        sender: &UserId,
+        limit: i32,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = self
+            .select(
+                &self.client_message_ids,
+                (room.as_uuid(), sender.as_str(), limit),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// The highest log sequence the projector has applied (0 before its first batch).
