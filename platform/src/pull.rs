@@ -13,6 +13,7 @@ use async_nats::jetstream::consumer::pull::{MessagesError, Stream as Messages};
 use async_nats::jetstream::consumer::{PullConsumer, StreamError};
 use async_nats::jetstream::Message;
 use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
 
 /// How long one pull request waits on the server when the log is idle before the client sends
 /// a fresh one. Kept short so that a request stranded on a server that stopped answering (a
@@ -48,6 +49,9 @@ pub struct Pull {
     /// When the last batch was handed out: a first event that comes later than `linger` after
     /// it, with nothing waiting behind it, finds an idle log, and its batch does not wait.
     handed_out: Option<tokio::time::Instant>,
+    /// The highest stream sequence someone waits for the consumer to finish (see
+    /// [`Pull::cut_short_by`]); `None`: nobody ever does.
+    awaited: Option<watch::Receiver<u64>>,
     messages: Option<Messages>,
     /// `chat_consumer_pending_events` for this consumer: the events still to deliver, as the
     /// last delivered one reported it, so lag costs no consumer-info request.
@@ -67,6 +71,7 @@ impl Pull {
             request_size: request_size.max(1),
             linger: Duration::ZERO,
             handed_out: None,
+            awaited: None,
             messages: None,
             pending,
         }
@@ -82,9 +87,18 @@ impl Pull {
         self
     }
 
+    /// Ends a batch's linger as soon as `awaited` reaches its first event: someone waits for
+    /// that event to be handled (an HTTP write waiting to read itself), so it must not wait
+    /// for more.
+    pub fn cut_short_by(mut self, awaited: watch::Receiver<u64>) -> Self {
+        self.awaited = Some(awaited);
+        self
+    }
+
     /// Waits up to `wait` for an event, then takes those that arrived behind it, or arrive
-    /// within the linger while the log is busy ([`Pull::with_linger`]), up to `max` in all. An empty batch means the
-    /// log was idle for `wait`.
+    /// within the linger while the log is busy ([`Pull::with_linger`]) and nobody awaits the
+    /// batch ([`Pull::cut_short_by`]), up to `max` in all. An empty batch means the log was
+    /// idle for `wait`.
     ///
     /// An error mid-batch ends the batch with what arrived before it (an error is returned
     /// only when nothing did), and the next call opens a new pull. Events the old one had
@@ -140,12 +154,19 @@ impl Pull {
         let Some(messages) = self.messages.as_mut() else {
             return Ok(Vec::new());
         };
-        let mut batch = Vec::new();
+        let mut batch: Vec<Message> = Vec::new();
         let until = tokio::time::Instant::now() + linger;
+        let mut awaited = self.awaited.clone();
+        let mut first_seq = u64::MAX;
         let mut next = first;
         loop {
             match next {
-                Some(Ok(message)) => batch.push(message),
+                Some(Ok(message)) => {
+                    if batch.is_empty() {
+                        first_seq = message.info().map_or(0, |info| info.stream_sequence);
+                    }
+                    batch.push(message);
+                }
                 Some(Err(error)) => {
                     self.messages = None;
                     if batch.is_empty() {
@@ -164,14 +185,37 @@ impl Pull {
             }
             next = match messages.next().now_or_never() {
                 Some(arrived) => arrived,
-                None if tokio::time::Instant::now() < until => {
-                    match tokio::time::timeout_at(until, messages.next()).await {
-                        Ok(arrived) => arrived,
-                        Err(_lingered) => return Ok(batch),
+                None if tokio::time::Instant::now() < until
+                    && !reached(&mut awaited, first_seq) =>
+                {
+                    tokio::select! {
+                        arrived = messages.next() => arrived,
+                        () = tokio::time::sleep_until(until) => return Ok(batch),
+                        () = awaited_reaches(&mut awaited, first_seq) => return Ok(batch),
                     }
                 }
                 None => return Ok(batch),
             };
         }
+    }
+}
+
+/// Whether someone awaits the event at `seq` or a later one.
+fn reached(awaited: &mut Option<watch::Receiver<u64>>, seq: u64) -> bool {
+    awaited
+        .as_mut()
+        .is_some_and(|awaited| *awaited.borrow_and_update() >= seq)
+}
+
+/// Completes once someone awaits the event at `seq` or a later one; never, without a source
+/// of awaited sequences or once it is gone.
+async fn awaited_reaches(awaited: &mut Option<watch::Receiver<u64>>, seq: u64) {
+    match awaited {
+        Some(awaited) => {
+            if awaited.wait_for(|awaited| *awaited >= seq).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
     }
 }

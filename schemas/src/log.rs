@@ -126,6 +126,13 @@ impl EventLog {
         format!("{}chat.progress.{projector}", self.prefix)
     }
 
+    /// `chat.progress.{projector}.awaited`: where a writer says, as a decimal string, the stream
+    /// sequence it waits for the projector to apply, so a projector gathering a batch applies
+    /// it at once instead of waiting for more events.
+    pub fn awaited_subject(&self, projector: &str) -> String {
+        format!("{}chat.progress.{projector}.awaited", self.prefix)
+    }
+
     /// The room id in a subject produced by [`EventLog::room_subject`], if it is one.
     pub fn room_of_subject(&self, subject: &str) -> Option<RoomId> {
         subject

@@ -214,8 +214,8 @@ async fn redis_keys_live_under_the_test_prefix() {
 }
 
 /// A pull with a linger gathers the events that arrive within it into one batch while the log
-/// is busy, and hands out a batch at once after an idle spell; without one, a batch is only
-/// what had already arrived.
+/// is busy, and hands out a batch at once after an idle spell or once its first event is
+/// awaited; without one, a batch is only what had already arrived.
 #[tokio::test]
 async fn a_lingering_pull_gathers_events_that_arrive_within_the_linger() {
     use std::time::Duration;
@@ -299,5 +299,35 @@ async fn a_lingering_pull_gathers_events_that_arrive_within_the_linger() {
         contents(batch.expect("batch")),
         ["g"],
         "after an idle spell longer than the linger, a lone event does not wait"
+    );
+
+    // Someone awaiting the batch's first event ends its linger: the next event waits for the
+    // next batch.
+    let room = RoomId::random();
+    let (awaited, awaited_by) = tokio::sync::watch::channel(0);
+    let mut cut = Pull::new(consumer_of(room, "cut").await, 16)
+        .with_linger(Duration::from_millis(2_000))
+        .cut_short_by(awaited_by);
+    publish(&env, &chat(room, "i")).await;
+    assert_eq!(
+        contents(cut.next_batch(wait, 16).await.expect("batch")),
+        ["i"]
+    );
+    let awaited_spaced = async {
+        let (seq, _) = publish(&env, &chat(room, "j")).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        awaited.send_replace(seq);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        publish(&env, &chat(room, "k")).await;
+    };
+    let (batch, ()) = tokio::join!(cut.next_batch(wait, 16), awaited_spaced);
+    assert_eq!(
+        contents(batch.expect("batch")),
+        ["j"],
+        "j is awaited: handed out before k, though the log is busy"
+    );
+    assert_eq!(
+        contents(cut.next_batch(wait, 16).await.expect("batch")),
+        ["k"]
     );
 }

@@ -4,6 +4,10 @@
 //! The projector announces its progress on `chat.progress.{projector}` after every batch; the
 //! edge keeps the highest value in a watch channel. Announcements can be missed (reconnects), so
 //! a waiter also polls the progress row in Cassandra now and then.
+//!
+//! A waiter first says on `chat.progress.{projector}.awaited` which sequence it waits for: a
+//! projector that gathers events into larger batches while the log is busy applies that one
+//! at once (docs/projector.md).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +30,8 @@ pub struct NotYetVisible(pub u64);
 /// The projector's applied sequence as seen by this edge.
 pub struct ProjectionProgress {
     applied: watch::Sender<u64>,
+    nats: async_nats::Client,
+    awaited_subject: String,
     store: Arc<Store>,
     projector: String,
     timeout: Duration,
@@ -45,6 +51,8 @@ impl ProjectionProgress {
         let (applied, _) = watch::channel(initial);
         let progress = Arc::new(Self {
             applied,
+            nats: nats.clone(),
+            awaited_subject: log.awaited_subject(projector),
             store,
             projector: projector.to_owned(),
             timeout,
@@ -80,6 +88,16 @@ impl ProjectionProgress {
     pub async fn wait_for(&self, seq: u64) -> Result<(), NotYetVisible> {
         let deadline = Instant::now() + self.timeout;
         let mut applied = self.applied.subscribe();
+        if *applied.borrow_and_update() >= seq {
+            return Ok(());
+        }
+        let said = self
+            .nats
+            .publish(self.awaited_subject.clone(), seq.to_string().into())
+            .await;
+        if let Err(error) = said {
+            tracing::debug!(%error, seq, "cannot tell the projector what is awaited");
+        }
         loop {
             if *applied.borrow_and_update() >= seq {
                 return Ok(());

@@ -22,6 +22,9 @@ pub enum ProjectorError {
     /// NATS or Cassandra could not be reached or prepared.
     #[error(transparent)]
     Connect(#[from] ConnectError),
+    /// The subscription to awaited sequences could not be made.
+    #[error("cannot subscribe to awaited sequences: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
     /// The health server could not start.
     #[error(transparent)]
     Health(#[from] HealthError),

@@ -16,7 +16,9 @@ use chat_platform::health::{self, Activity, HealthServer, Probe, Report, Role};
 use chat_platform::log_order::{continuity, resume_after};
 use chat_platform::pull::Pull;
 use chat_schemas::EventLog;
+use futures::StreamExt;
 use scylla::client::session::Session;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +54,7 @@ pub async fn run(
     let keyspace = &settings.cassandra.keyspace;
     connect::apply_schema(&session, keyspace, &settings.cassandra).await?;
     let store = Store::prepare(session.clone(), keyspace).await?;
+    let awaited = awaited_sequences(&client, &log, &config.name).await?;
 
     let stop = CancellationToken::new();
     let activity = Arc::new(Activity::default());
@@ -76,6 +79,7 @@ pub async fn run(
     let holder = format!("{} pid {}", uuid::Uuid::new_v4(), std::process::id());
     let mut term = Term {
         progress_subject: log.progress_subject(&config.name),
+        awaited,
         client,
         stream,
         log: log.clone(),
@@ -196,6 +200,9 @@ struct Term {
     applier: Applier,
     activity: Arc<Activity>,
     progress_subject: String,
+    /// The highest sequence a writer waits for: ends a batch's linger (see
+    /// [`awaited_sequences`]).
+    awaited: watch::Receiver<u64>,
 }
 
 impl Term {
@@ -234,7 +241,9 @@ impl Term {
                 }
             }
         });
-        let mut reader = Pull::new(consumer, config.batch_size).with_linger(config.linger());
+        let mut reader = Pull::new(consumer, config.batch_size)
+            .with_linger(config.linger())
+            .cut_short_by(self.awaited.clone());
         let mut fetch_backoff = Backoff::default();
         while !halt.requested() {
             if !lease.held() {
@@ -462,6 +471,40 @@ async fn fetch(reader: &mut Pull, config: &ProjectorSettings) -> Result<Batch, P
         batch.events.extend(LogEvent::decode(seq, &message.payload));
     }
     Ok(batch)
+}
+
+/// The highest sequence writers have said they wait for (on
+/// [`EventLog::awaited_subject`]), kept current by a task that ends with the NATS connection
+/// or once nobody reads the value: a batch holding that sequence is applied without lingering,
+/// so read-your-writes does not pay for the linger.
+async fn awaited_sequences(
+    client: &async_nats::Client,
+    log: &EventLog,
+    projector: &str,
+) -> Result<watch::Receiver<u64>, async_nats::SubscribeError> {
+    let mut said = client.subscribe(log.awaited_subject(projector)).await?;
+    let (awaited, receiver) = watch::channel(0);
+    tokio::spawn(async move {
+        while let Some(message) = said.next().await {
+            let Some(seq) = std::str::from_utf8(&message.payload)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+            else {
+                continue;
+            };
+            awaited.send_if_modified(|awaited| {
+                let higher = seq > *awaited;
+                if higher {
+                    *awaited = seq;
+                }
+                higher
+            });
+            if awaited.is_closed() {
+                break;
+            }
+        }
+    });
+    Ok(receiver)
 }
 
 #[cfg(test)]
