@@ -321,3 +321,67 @@ async fn the_sender_edits_within_a_day_and_the_room_list_follows() {
     let (status, body) = edit(&app, "alice", &room, &id, "after delete").await;
     assert_eq!((status, error_code(&body)), (409, "MESSAGE_DELETED"));
 }
+
+/// A CHAT is in the log before it is in history (a STOMP SEND answers on the log's ack; the
+/// projector may gather it with later events): acting on it over HTTP in between waits for the
+/// projector instead of answering 404. An id the room's log does not hold yet is 404 at once.
+#[tokio::test]
+async fn a_message_not_yet_in_history_can_be_acted_on_at_once() {
+    let mut app = TestApp::start().await;
+    let room = app.group("alice", &["bob"]).await;
+    app.stop_projector().await;
+    let room_id: RoomId = room.parse().expect("room id");
+    let envelope = Envelope::new(
+        room_id,
+        UserId::parse("alice").expect("valid"),
+        ChatEvent::Chat {
+            content: "just sent".into(),
+            client_message_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
+        },
+    );
+    let ack = app
+        .env
+        .jetstream
+        .publish(
+            app.env.log.room_subject(&room_id),
+            encode(&envelope).expect("encode").into(),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("ack");
+    let id = ack.sequence.to_string();
+    let beyond = (ack.sequence + 1_000).to_string();
+    let (status, body) = reaction(&app, Method::PUT, "bob", &room, &beyond, "👍").await;
+    assert_eq!(
+        (status, error_code(&body)),
+        (404, "MESSAGE_NOT_FOUND"),
+        "not in the log: no wait (the projector is stopped, a wait would end in 503)"
+    );
+
+    let acting = async {
+        let reacted = reaction(&app, Method::PUT, "bob", &room, &id, "👍").await;
+        let replied = send(
+            &app,
+            "bob",
+            &room,
+            json!({"content": "re", "replyTo": id.clone()}),
+        )
+        .await;
+        (reacted, replied)
+    };
+    let projector = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        chat_tests::ServiceProcess::start("projector", &app.env, &[])
+    };
+    let (((reacted, react_body), (replied, reply)), _projector) = tokio::join!(acting, projector);
+    assert_eq!(reacted, 204, "{react_body}");
+    assert_eq!(replied, 201, "{reply}");
+    assert_eq!(reply["replyTo"]["messageId"], id.as_str());
+    assert_eq!(
+        entry(&app, "alice", &room, &id).await["reactions"][0]["emoji"],
+        "👍"
+    );
+}

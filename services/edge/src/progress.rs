@@ -84,6 +84,11 @@ impl ProjectionProgress {
         });
     }
 
+    /// The highest sequence the projector is known to have applied.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
     /// Waits until the projector has applied `seq`, up to the configured timeout.
     pub async fn wait_for(&self, seq: u64) -> Result<(), NotYetVisible> {
         let deadline = Instant::now() + self.timeout;

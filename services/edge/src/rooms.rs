@@ -312,7 +312,9 @@ async fn quote(state: &AppState, room: RoomId, id: MessageId) -> Result<Quote, A
         )
     };
     let seq = i64::try_from(id.sequence()).map_err(|_| invalid())?;
-    let message = state.store.message(room, seq).await?.ok_or_else(invalid)?;
+    let message = stored_message(state, room, seq)
+        .await?
+        .ok_or_else(invalid)?;
     match (message.kind.as_str(), message.deleted, &message.sender_id) {
         ("CHAT", false, Some(sender)) => {
             let sender = UserId::parse(sender).map_err(|_| invalid())?;
@@ -396,9 +398,7 @@ pub async fn delete_chat(
         )
     };
     let seq = i64::try_from(id.sequence()).map_err(|_| not_found())?;
-    let message = state
-        .store
-        .message(room, seq)
+    let message = stored_message(state, room, seq)
         .await?
         .ok_or_else(not_found)?;
     if message.kind != "CHAT" {
@@ -431,6 +431,28 @@ pub async fn delete_chat(
         .await?;
     state.progress.wait_for(appended.sequence).await?;
     state.store.message(room, seq).await?.ok_or_else(not_found)
+}
+
+/// The message `seq` of `room` as history holds it, waiting for the projector when the room's
+/// log already holds an event that recent but the projection does not yet: a CHAT sent over
+/// STOMP reaches history up to the projector's linger after its RECEIPT, and its sender may act
+/// on it at once (reply, delete, edit, react, ask who read it). `None` when neither does.
+pub async fn stored_message(
+    state: &AppState,
+    room: RoomId,
+    seq: i64,
+) -> Result<Option<Message>, ApiError> {
+    if let Some(message) = state.store.message(room, seq).await? {
+        return Ok(Some(message));
+    }
+    let Ok(wanted) = u64::try_from(seq) else {
+        return Ok(None);
+    };
+    if state.progress.applied() >= wanted || state.writer.last_sequence(room).await? < wanted {
+        return Ok(None);
+    }
+    state.progress.wait_for(wanted).await?;
+    Ok(state.store.message(room, seq).await?)
 }
 
 /// A log sequence as the signed integer Cassandra stores.

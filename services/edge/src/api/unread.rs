@@ -14,6 +14,7 @@ use super::{doc, member_room, room_id};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::Caller;
+use crate::rooms::stored_message;
 use crate::store::Message;
 use crate::views::{Badge, MessageView, UnreadUsers};
 
@@ -75,8 +76,8 @@ pub async fn readers_missing(
     Ok(Json(UnreadUsers { user_ids }))
 }
 
-/// The history entry `raw` names in `room`: 404 `MESSAGE_NOT_FOUND` when `raw` is not a
-/// message id or names no entry of the room.
+/// The history entry `raw` names in `room`, once projected ([`stored_message`]): 404
+/// `MESSAGE_NOT_FOUND` when `raw` is not a message id or names no entry of the room.
 pub(super) async fn room_message(
     state: &AppState,
     room: RoomId,
@@ -86,9 +87,7 @@ pub(super) async fn room_message(
         .parse::<MessageId>()
         .map_err(|_| ApiError::message_not_found())?;
     let seq = i64::try_from(id.sequence()).map_err(|_| ApiError::message_not_found())?;
-    state
-        .store
-        .message(room, seq)
+    stored_message(state, room, seq)
         .await?
         .ok_or_else(ApiError::message_not_found)
 }
