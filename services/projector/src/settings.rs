@@ -44,8 +44,9 @@ pub struct ProjectorSettings {
     pub fetch_wait_ms: u64,
     /// How long a batch waits after its first event for more while the log is busy (events
     /// wait behind its first, or its first came within this long of the previous batch):
-    /// fewer, larger Cassandra requests under load for up to this much more read-your-writes
-    /// latency; a lone write never waits. 0 takes only what already arrived.
+    /// fewer Cassandra requests, far enough apart for its request threads to stop spinning. A
+    /// lone write never waits, nor one an edge awaits for read-your-writes (it ends the
+    /// linger); others reach history up to this much later. 0 takes only what already arrived.
     pub linger_ms: u64,
     /// Most Cassandra requests in flight at once: groups of writes, and the reads of a batch.
     pub max_in_flight: usize,
@@ -71,7 +72,7 @@ impl Default for ProjectorSettings {
             name: "projector".to_owned(),
             batch_size: 256,
             fetch_wait_ms: 100,
-            linger_ms: 0,
+            linger_ms: 50,
             max_in_flight: 64,
             bucket_seconds: 86_400,
             ack_wait_ms: 10_000,
