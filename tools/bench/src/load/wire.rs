@@ -87,7 +87,7 @@ pub struct Go {
     pub senders: usize,
     /// Characters of content per message (at least the timestamp).
     pub payload_bytes: usize,
-    /// Whether messages carry a `clientMessageId` (the edge then looks for an earlier copy).
+    /// Whether messages carry a `clientMessageId` (the edge then checks it for an earlier copy).
     pub client_message_id: bool,
 }
 

@@ -336,3 +336,58 @@ async fn send(user: &User, index: u64, shared: &Shared) -> Result<(), String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run whose measured window is the second `[1 s, 2 s)` after the epoch.
+    fn go() -> Go {
+        Go {
+            start_ns: 0,
+            warmup_ms: 1_000,
+            duration_ms: 1_000,
+            drain_ms: 0,
+            rate: 1.0,
+            total_rooms: 1,
+            senders: 1,
+            payload_bytes: 64,
+            client_message_id: false,
+        }
+    }
+
+    fn chat(sent_ns: u64) -> Vec<u8> {
+        let content = wire::content(sent_ns, 1, 64);
+        serde_json::json!({"type": "CHAT", "senderId": "u1", "content": content})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn feed_entries_are_counted_apart_and_only_from_the_window() {
+        let shared = Shared::new();
+        assert!(shared.go.set(go()).is_ok());
+        shared.feed_entry(&chat(1_500_000_000));
+        shared.feed_entry(&chat(1_999_999_999));
+        shared.feed_entry(&chat(500_000_000));
+        shared.feed_entry(&chat(2_000_000_000));
+        shared.feed_entry(br#"{"type":"INVITE","roomId":"r"}"#);
+        shared.received(&chat(1_500_000_000), "u2");
+        let tally = shared.tally.lock().unwrap_or_else(PoisonError::into_inner);
+        assert_eq!(tally.feed_entries, 2, "the two sent inside the window");
+        assert_eq!(
+            tally
+                .feed_latencies
+                .buckets()
+                .iter()
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+            2
+        );
+        assert_eq!(
+            (tally.delivered, tally.outside),
+            (1, 0),
+            "room deliveries apart"
+        );
+    }
+}
