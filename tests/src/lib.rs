@@ -20,7 +20,7 @@ use async_nats::jetstream;
 use chat_platform::connect;
 use chat_platform::redis_connection::RedisConnection;
 use chat_platform::settings::{self, CassandraSettings, NatsSettings, RedisSettings};
-use chat_schemas::EventLog;
+use chat_schemas::{encode, Envelope, EventLog};
 use scylla::client::session::Session;
 
 pub use app::{send, TestApp};
@@ -107,6 +107,22 @@ impl TestEnv {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         self
+    }
+
+    /// Stores `envelope` on its room's subject straight in the log, without an edge and under
+    /// no deduplication id of its own (as another writer would, or an edge's append once out of
+    /// JetStream's window); its stream sequence.
+    pub async fn store_in_log(&self, envelope: &Envelope) -> u64 {
+        self.jetstream
+            .publish(
+                self.log.room_subject(&envelope.room_id),
+                encode(envelope).expect("encodes").into(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("stored")
+            .sequence
     }
 
     /// The Redis key `name` under this test's prefix.

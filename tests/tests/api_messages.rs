@@ -1,7 +1,7 @@
 //! Messages over the HTTP API against the real servers: sending, idempotent resends, history
 //! pages across time buckets, deletes, validation, and read-your-writes across edge processes.
 
-use chat_schemas::{encode, ChatEvent, Envelope, RoomId, Timestamp, UserId};
+use chat_schemas::{ChatEvent, Envelope, RoomId, Timestamp, UserId};
 use chat_tests::{send, ServiceProcess, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -111,18 +111,7 @@ async fn stored_past_the_window(app: &TestApp, room: &str, sender: &str, id: &st
             mentions: Vec::new(),
         },
     );
-    let ack = app
-        .env
-        .jetstream
-        .publish(
-            app.env.log.room_subject(&room_id),
-            encode(&envelope).expect("encode").into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
-    let message_id = ack.sequence.to_string();
+    let message_id = app.env.store_in_log(&envelope).await.to_string();
     for _ in 0..100 {
         let (entries, _) = page(app, sender, room, "?limit=100").await;
         if entries
@@ -177,6 +166,71 @@ async fn a_resend_past_the_logs_window_is_still_one_message() {
         )
         .await;
     assert_eq!(status, 201, "a new id is a new message");
+}
+
+/// A sender with more ids in a room than the edge holds (4,096) is looked up in Cassandra for
+/// every id: the one that sorts last, beyond a first page of ids, is still found.
+#[tokio::test]
+async fn a_sender_with_very_many_ids_still_gets_every_resend_answered() {
+    use futures::StreamExt;
+
+    let app = TestApp::start().await;
+    let room = app.group("alice", &["bob"]).await;
+    let path = format!("/api/rooms/{room}/messages");
+    let (status, first) = app.post("alice", &path, json!({"content": "first"})).await;
+    assert_eq!(status, 201, "{first}");
+    let first_id: i64 = first["messageId"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("message id");
+    let room_id: RoomId = room.parse().expect("room id");
+    let insert = app
+        .env
+        .cassandra
+        .prepare(format!(
+            "INSERT INTO {}.client_messages (room_id, sender_id, client_message_id, message_id) \
+             VALUES (?, ?, ?, ?)",
+            app.env.id
+        ))
+        .await
+        .expect("prepare");
+    let inserts = futures::stream::iter(0..=4_096)
+        .map(|i| {
+            let (session, insert) = (&app.env.cassandra, &insert);
+            async move {
+                session
+                    .execute_unpaged(
+                        insert,
+                        (room_id.as_uuid(), "alice", format!("id-{i:04}"), first_id),
+                    )
+                    .await
+                    .expect("insert")
+            }
+        })
+        .buffer_unordered(64)
+        .count()
+        .await;
+    assert_eq!(inserts, 4_097);
+    let (status, again) = app
+        .post(
+            "alice",
+            &path,
+            json!({"content": "again", "clientMessageId": "id-4096"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &again["messageId"]),
+        (200, &first["messageId"]),
+        "{again}"
+    );
+    let (status, _) = app
+        .post(
+            "alice",
+            &path,
+            json!({"content": "new", "clientMessageId": "id-9999"}),
+        )
+        .await;
+    assert_eq!(status, 201, "an id never used is a new message");
 }
 
 #[tokio::test]
@@ -309,16 +363,7 @@ async fn pages_cross_time_buckets() {
             },
         );
         envelope.at = Timestamp(start + offset * day);
-        app.env
-            .jetstream
-            .publish(
-                app.env.log.room_subject(&room),
-                encode(&envelope).expect("encode").into(),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("ack");
+        app.env.store_in_log(&envelope).await;
     }
     let mut all = Vec::new();
     for _ in 0..100 {

@@ -1,7 +1,7 @@
 //! Replies, mentions, reactions and edits over the HTTP API and STOMP, against the real
 //! servers: what history shows, what the live view carries, and every refusal with its code.
 
-use chat_schemas::{encode, ChatEvent, Envelope, RoomId, Timestamp, UserId};
+use chat_schemas::{ChatEvent, Envelope, RoomId, Timestamp, UserId};
 use chat_tests::stomp::StompClient;
 use chat_tests::TestApp;
 use edge::stomp::{Command, Frame};
@@ -279,20 +279,7 @@ async fn the_sender_edits_within_a_day_and_the_room_list_follows() {
             },
         )
     };
-    let room_id: RoomId = room.parse().expect("room id");
-    let stored = app
-        .env
-        .jetstream
-        .publish(
-            app.env.log.room_subject(&room_id),
-            encode(&old).expect("encodes").into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("stored")
-        .sequence;
-    let old_id = stored.to_string();
+    let old_id = app.env.store_in_log(&old).await.to_string();
     let mut shown = None;
     for _ in 0..100 {
         let (status, page) = app
@@ -341,19 +328,9 @@ async fn a_message_not_yet_in_history_can_be_acted_on_at_once() {
             mentions: Vec::new(),
         },
     );
-    let ack = app
-        .env
-        .jetstream
-        .publish(
-            app.env.log.room_subject(&room_id),
-            encode(&envelope).expect("encode").into(),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
-    let id = ack.sequence.to_string();
-    let beyond = (ack.sequence + 1_000).to_string();
+    let sequence = app.env.store_in_log(&envelope).await;
+    let id = sequence.to_string();
+    let beyond = (sequence + 1_000).to_string();
     let (status, body) = reaction(&app, Method::PUT, "bob", &room, &beyond, "👍").await;
     assert_eq!(
         (status, error_code(&body)),

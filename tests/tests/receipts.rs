@@ -513,16 +513,9 @@ async fn room_views_carry_hop_times_only_with_hop_timing() {
 async fn append(app: &TestApp, room: &str, actor: &str, event: chat_schemas::ChatEvent) -> u64 {
     let room: chat_schemas::RoomId = room.parse().expect("room id");
     let actor = chat_schemas::UserId::parse(actor).expect("user id");
-    let envelope = chat_schemas::Envelope::new(room, actor, event);
-    let payload = chat_schemas::encode(&envelope).expect("encodes");
     app.env
-        .jetstream
-        .publish(app.env.log.room_subject(&room), payload.into())
+        .store_in_log(&chat_schemas::Envelope::new(room, actor, event))
         .await
-        .expect("publish")
-        .await
-        .expect("stored")
-        .sequence
 }
 
 #[tokio::test]
