@@ -321,6 +321,71 @@ async fn history_pages_newest_first() {
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "strictly newest first");
 }
 
+/// A CHAT stored in the log by "alice" with the projector stopped, as a STOMP SEND's RECEIPT
+/// leaves it until the projector's next batch; its message id.
+async fn stored_while_the_projector_is_stopped(app: &mut TestApp, room: &str) -> String {
+    app.stop_projector().await;
+    let envelope = Envelope::new(
+        room.parse().expect("room id"),
+        UserId::parse("alice").expect("valid"),
+        ChatEvent::Chat {
+            content: "just acknowledged".into(),
+            client_message_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
+        },
+    );
+    app.env.store_in_log(&envelope).await.to_string()
+}
+
+/// History, the room and the room list show every event the log holds although the projector
+/// applies it later (a STOMP SEND answers on the log's ack; a live MESSAGE precedes history):
+/// the reads wait for the projector.
+#[tokio::test]
+async fn reads_hold_what_the_log_holds_although_the_projector_lags() {
+    let mut app = TestApp::start_with(|s| s.edge.read_catch_up_ms = 20_000).await;
+    let room = app.group("alice", &["bob"]).await;
+    let id = stored_while_the_projector_is_stopped(&mut app, &room).await;
+
+    let room_path = format!("/api/rooms/{room}");
+    let reads = async {
+        tokio::join!(
+            page(&app, "bob", &room, ""),
+            app.get("bob", &room_path),
+            app.get("bob", "/api/rooms"),
+        )
+    };
+    let projector = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        chat_tests::ServiceProcess::start("projector", &app.env, &[])
+    };
+    let (((entries, _), (_, shown), (_, listed)), _projector) = tokio::join!(reads, projector);
+    assert_eq!(entries[0]["messageId"], id.as_str());
+    assert_eq!(entries[0]["content"], "just acknowledged");
+    assert_eq!(shown["lastMessage"]["messageId"], id.as_str(), "{shown}");
+    assert_eq!(
+        listed["rooms"][0]["lastMessage"]["messageId"],
+        id.as_str(),
+        "{listed}"
+    );
+}
+
+/// With the projector down, a read waits at most `edge.read_catch_up_ms` and answers with what
+/// history holds: stale, not failed.
+#[tokio::test]
+async fn reads_answer_from_history_while_the_projector_is_down() {
+    let mut app = TestApp::start_with(|s| s.edge.read_catch_up_ms = 100).await;
+    let room = app.group("alice", &["bob"]).await;
+    let id = stored_while_the_projector_is_stopped(&mut app, &room).await;
+
+    let (entries, _) = page(&app, "bob", &room, "").await;
+    assert!(entries.iter().all(|e| e["messageId"] != id.as_str()));
+    assert_eq!(entries[0]["type"], "INVITE", "{entries:?}");
+    let (status, listed) = app.get("bob", "/api/rooms").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["rooms"][0]["roomId"], room.as_str());
+}
+
 #[tokio::test]
 async fn bad_cursors_and_limits_are_400() {
     let app = TestApp::start().await;

@@ -107,6 +107,7 @@ impl AppState {
             store.clone(),
             &settings.edge.projector,
             settings.edge.read_your_writes_timeout(),
+            settings.edge.read_catch_up(),
         )
         .await?;
         step("following the projector's progress");

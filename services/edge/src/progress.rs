@@ -34,17 +34,22 @@ pub struct ProjectionProgress {
     awaited_subject: String,
     store: Arc<Store>,
     projector: String,
+    /// How long a write waits (read-your-writes).
     timeout: Duration,
+    /// How long a read waits for the projector to catch up with the log.
+    catch_up: Duration,
 }
 
 impl ProjectionProgress {
     /// Starts following `projector`'s announcements; the task ends with the NATS connection.
+    /// A write waits up to `timeout` for its event, a read up to `catch_up` for the log's.
     pub async fn follow(
         nats: &async_nats::Client,
         log: &EventLog,
         store: Arc<Store>,
         projector: &str,
         timeout: Duration,
+        catch_up: Duration,
     ) -> Result<Arc<Self>, async_nats::SubscribeError> {
         let mut announcements = nats.subscribe(log.progress_subject(projector)).await?;
         let initial = store.applied_seq(projector).await.unwrap_or(0);
@@ -56,6 +61,7 @@ impl ProjectionProgress {
             store,
             projector: projector.to_owned(),
             timeout,
+            catch_up,
         });
         let follower = Arc::downgrade(&progress);
         tokio::spawn(async move {
@@ -91,7 +97,18 @@ impl ProjectionProgress {
 
     /// Waits until the projector has applied `seq`, up to the configured timeout.
     pub async fn wait_for(&self, seq: u64) -> Result<(), NotYetVisible> {
-        let deadline = Instant::now() + self.timeout;
+        self.wait_within(seq, self.timeout).await
+    }
+
+    /// How long a read waits for the projector to catch up with the log, finding out where
+    /// the log ends included.
+    pub fn catch_up_time(&self) -> Duration {
+        self.catch_up
+    }
+
+    /// Waits until the projector has applied `seq`, up to `patience`.
+    pub async fn wait_within(&self, seq: u64, patience: Duration) -> Result<(), NotYetVisible> {
+        let deadline = Instant::now() + patience;
         let mut applied = self.applied.subscribe();
         if *applied.borrow_and_update() >= seq {
             return Ok(());

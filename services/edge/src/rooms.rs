@@ -1,10 +1,12 @@
 //! Room rules that do not depend on HTTP: 1:1 room identity and serialised membership changes.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::time::Duration;
 
 use axum::http::StatusCode;
 use chat_schemas::{ChatEvent, Envelope, MessageId, Quote, RoomId, UserId};
+use tokio::time::{timeout, Instant};
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -453,6 +455,52 @@ pub async fn stored_message(
     }
     state.progress.wait_for(wanted).await?;
     Ok(state.store.message(room, seq).await?)
+}
+
+/// Waits until history holds every event `room`'s log held when called, those before the
+/// sequence `before` only when it is given: a page then shows every message its reader may
+/// already have seen live or had acknowledged over STOMP, on any edge, although the projector
+/// applies the log up to its linger later. Asks the stream's leader, one round trip; waits only
+/// when the projector is behind that room.
+pub async fn await_history(state: &AppState, room: RoomId, before: Option<u64>) {
+    let log_end = async {
+        let last = state.writer.last_sequence(room).await?;
+        Ok(before.map_or(last, |before| last.min(before.saturating_sub(1))))
+    };
+    catch_up(state, log_end).await;
+}
+
+/// Waits until the projection holds every event the log held when called, in any room, as
+/// [`await_history`] does for one: a room list then shows every message its reader may already
+/// have seen live or had acknowledged. One request to the stream's leader.
+pub async fn await_projection(state: &AppState) {
+    catch_up(state, state.writer.last_stored()).await;
+}
+
+/// Waits for the projector to apply the sequence `log_end` gives, up to `edge.read_catch_up_ms`
+/// for both: without an answer from the log or the projector in that time, the read shows
+/// what the projection holds (stale, not failed).
+async fn catch_up(state: &AppState, log_end: impl Future<Output = Result<u64, AppendError>>) {
+    let patience = state.progress.catch_up_time();
+    let deadline = Instant::now() + patience;
+    let wanted = match timeout(patience, log_end).await {
+        Ok(Ok(wanted)) => wanted,
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "reading without the log's end");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("reading without the log's end: no answer in time");
+            return;
+        }
+    };
+    if state.progress.applied() >= wanted {
+        return;
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if let Err(behind) = state.progress.wait_within(wanted, left).await {
+        tracing::debug!(%behind, "reading what the projector applied");
+    }
 }
 
 /// A log sequence as the signed integer Cassandra stores.

@@ -18,6 +18,7 @@ max_room_size = 10000
 max_content_chars = 4000
 max_body_bytes = 65536
 read_your_writes_timeout_ms = 5000
+read_catch_up_ms = 2000
 append_retry_ms = 15000
 append_attempt_timeout_ms = 1000
 membership_rooms = 100000
@@ -71,6 +72,10 @@ pub struct EdgeSettings {
     pub max_body_bytes: usize,
     /// How long a write waits for the projector before answering 503 `NOT_YET_VISIBLE`.
     pub read_your_writes_timeout_ms: u64,
+    /// How long a read of history or of rooms waits for the projector to apply what the log
+    /// held when the read came, before it answers with what the projection holds (stale, but
+    /// an answer, while the projector is down).
+    pub read_catch_up_ms: u64,
     /// How long an append that failed for a reason that may pass (a NATS restart) is tried
     /// again, with the same deduplication id, before the write answers `UNAVAILABLE`.
     pub append_retry_ms: u64,
@@ -140,6 +145,11 @@ impl EdgeSettings {
     /// [`EdgeSettings::read_your_writes_timeout_ms`] as a duration.
     pub fn read_your_writes_timeout(&self) -> Duration {
         Duration::from_millis(self.read_your_writes_timeout_ms)
+    }
+
+    /// [`EdgeSettings::read_catch_up_ms`] as a duration.
+    pub fn read_catch_up(&self) -> Duration {
+        Duration::from_millis(self.read_catch_up_ms)
     }
 }
 

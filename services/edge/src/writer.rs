@@ -147,6 +147,16 @@ impl EventWriter {
             Err(e) => Err(AppendError::Unavailable(e.to_string())),
         }
     }
+
+    /// The sequence of the log's latest stored event, in any room; gives up after
+    /// [`ATTEMPT_TIMEOUT`].
+    pub async fn last_stored(&self) -> Result<u64, AppendError> {
+        let info = timeout(ATTEMPT_TIMEOUT, self.stream.get_info())
+            .await
+            .map_err(|_| timed_out(ATTEMPT_TIMEOUT))?
+            .map_err(|e| AppendError::Unavailable(e.to_string()))?;
+        Ok(info.state.last_sequence)
+    }
 }
 
 /// A single attempt gave up after `waited`: JetStream did not answer, or every ack permit of the

@@ -16,7 +16,7 @@ use super::{doc, member_room, room_id};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
-use crate::rooms::{delete_chat, send_chat, ChatRequest};
+use crate::rooms::{await_history, delete_chat, send_chat, ChatRequest};
 use crate::views::{HistoryPage, MessageView};
 
 /// Page size when `limit` is not given.
@@ -118,6 +118,7 @@ pub async fn history(
         })
         .transpose()?;
     let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
+    await_history(&state, room.id, before.map(|id| id.sequence())).await;
     let before = before.and_then(|id| i64::try_from(id.sequence()).ok());
     let mut messages = state.store.history(room.id, before, limit + 1).await?;
     let next_before = if messages.len() > limit {

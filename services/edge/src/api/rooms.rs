@@ -17,7 +17,7 @@ use super::{member_room, room_id, user_ids};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{Body, Caller};
-use crate::rooms::{change_room, direct_room_id};
+use crate::rooms::{await_history, await_projection, change_room, direct_room_id};
 use crate::store::Room;
 use crate::views::{RoomList, RoomView};
 
@@ -200,6 +200,7 @@ pub async fn list(
     State(state): State<Arc<AppState>>,
     Caller(caller): Caller,
 ) -> Result<Json<RoomList>, ApiError> {
+    await_projection(&state).await;
     let (mut rooms, muted) =
         tokio::try_join!(member_rooms(&state, &caller), muted_rooms(&state, &caller))?;
     let ids: Vec<RoomId> = rooms.iter().map(|room| room.id).collect();
@@ -233,7 +234,9 @@ pub async fn show(
     Caller(caller): Caller,
     Path(raw_room): Path<String>,
 ) -> Result<Json<RoomView>, ApiError> {
-    let room = member_room(&state, &caller, room_id(&raw_room)?).await?;
+    let id = room_id(&raw_room)?;
+    await_history(&state, id, None).await;
+    let room = member_room(&state, &caller, id).await?;
     let this = [room.id];
     let (counts, muted) = tokio::try_join!(unread_by_room(&state, &caller, &this), async {
         Ok::<_, ApiError>(
