@@ -18,6 +18,8 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 pub struct PrivateServer {
     child: Option<Child>,
     port: u16,
+    /// A Redis Cluster node's cluster bus port.
+    cluster_bus: Option<u16>,
     command: Vec<String>,
     store: Option<PathBuf>,
 }
@@ -61,6 +63,7 @@ impl PrivateServer {
         let mut server = Self {
             child: None,
             port,
+            cluster_bus: None,
             command,
             store,
         };
@@ -105,12 +108,22 @@ impl PrivateServer {
     }
 
     /// A Redis Cluster node with no persistence on a free port, its cluster state under `dir`;
-    /// it serves keys once [`crate::redis_cluster::RedisCluster`] gave it slots.
+    /// it serves keys once [`crate::redis_cluster::RedisCluster`] gave it slots. Its cluster bus
+    /// gets a free port of its own: Redis' default, the port + 10,000, may lie in the kernel's
+    /// ephemeral range, where an outgoing connection can hold it and the node exits.
     pub fn redis_cluster_node(dir: &std::path::Path) -> Self {
         let port = free_port();
+        let bus = loop {
+            let bus = free_port();
+            if bus != port {
+                break bus;
+            }
+        };
         let args = [
             "--port".to_owned(),
             port.to_string(),
+            "--cluster-port".to_owned(),
+            bus.to_string(),
             "--save".to_owned(),
             String::new(),
             "--appendonly".to_owned(),
@@ -124,7 +137,14 @@ impl PrivateServer {
             "--dir".to_owned(),
             dir.display().to_string(),
         ];
-        Self::start(port, "redis-server".into(), &args, None)
+        let mut node = Self::start(port, "redis-server".into(), &args, None);
+        node.cluster_bus = Some(bus);
+        node
+    }
+
+    /// The cluster bus port of a Redis Cluster node, `None` for other servers.
+    pub fn cluster_bus_port(&self) -> Option<u16> {
+        self.cluster_bus
     }
 
     /// The port this server listens on.

@@ -49,23 +49,14 @@ impl RedisCluster {
                 .query_async(&mut conn)
                 .await
                 .unwrap_or_else(|e| panic!("ADDSLOTSRANGE: {e}"));
-            if i > 0 {
-                let mut first_node = connection(cluster.nodes[0].port()).await;
-                let _: () = redis::cmd("CLUSTER")
-                    .arg("MEET")
-                    .arg("127.0.0.1")
-                    .arg(node.port())
-                    .query_async(&mut first_node)
-                    .await
-                    .unwrap_or_else(|e| panic!("MEET: {e}"));
-            }
         }
         let mut first_node = connection(cluster.nodes[0].port()).await;
-        for node in &cluster.nodes[usize::from(primaries)..] {
+        for node in &cluster.nodes[1..] {
             let _: () = redis::cmd("CLUSTER")
                 .arg("MEET")
                 .arg("127.0.0.1")
                 .arg(node.port())
+                .arg(node.cluster_bus_port().expect("a cluster node"))
                 .query_async(&mut first_node)
                 .await
                 .unwrap_or_else(|e| panic!("MEET: {e}"));
