@@ -28,7 +28,6 @@ from typing import Optional
 
 import msgpack
 import nats
-from nats.errors import TimeoutError as FetchTimeout
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
@@ -154,7 +153,9 @@ async def run(args) -> None:
         while True:
             try:
                 msgs = await sub.fetch(FETCH_BATCH, timeout=1.0)
-            except FetchTimeout:
+            except asyncio.TimeoutError:
+                # nats-py raises its own TimeoutError (a subclass) or asyncio's, depending on
+                # where in the pull the time ran out: both mean no events this round.
                 msgs = []
             now_ms = int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000)
             if not msgs:
