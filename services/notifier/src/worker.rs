@@ -110,6 +110,7 @@ pub async fn run(
     fcm.check_credentials().await?;
     let log = settings.nats.event_log();
     let (client, jetstream) = connect::nats(&settings.nats).await?;
+    let acks = client.clone();
     let stream = connect::event_stream(&jetstream, &log).await?;
     let redis = connect::redis(&settings.redis).await?;
     let session = connect::cassandra(&settings.cassandra).await?;
@@ -182,6 +183,9 @@ pub async fn run(
     }
     tasks.close();
     tasks.wait().await;
+    if let Err(error) = acks.flush().await {
+        tracing::warn!(%error, "the last acks may not have reached NATS; their events come back");
+    }
     tracing::info!("notifier stopped");
     Ok(())
 }
@@ -264,7 +268,9 @@ async fn durable_consumer(
 }
 
 /// Works on one event, keeping it alive while it takes long, then acks it (or hands it back
-/// when Redis or Cassandra failed, so it is tried again).
+/// when Redis or Cassandra failed, so it is tried again). The ack is not confirmed: one lost
+/// brings the event back after `ack_wait_ms`, and its sent record makes that a no-op, so a
+/// round trip per event would buy nothing.
 async fn work(shared: &Shared, message: async_nats::jetstream::Message) {
     let Ok(info) = message.info() else {
         let _ = message.ack().await;
@@ -293,7 +299,7 @@ async fn work(shared: &Shared, message: async_nats::jetstream::Message) {
     let ack = match result {
         Ok(()) => {
             chat_platform::metrics::applied(1, seq, began.elapsed());
-            message.double_ack().await
+            message.ack().await
         }
         Err(error) => {
             tracing::warn!(%error, seq, "cannot push now; the event will come back");
