@@ -72,7 +72,7 @@ impl Default for ProjectorSettings {
             name: "projector".to_owned(),
             batch_size: 256,
             fetch_wait_ms: 100,
-            linger_ms: 0,
+            linger_ms: 50,
             max_in_flight: 64,
             bucket_seconds: 86_400,
             ack_wait_ms: 10_000,
