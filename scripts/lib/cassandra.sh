@@ -102,6 +102,18 @@ cql_ready() {
   [[ "${reply[0]:-}" == 84 && "${reply[4]:-}" == 06 ]]
 }
 
+# CASSANDRA_LAUNCH: what runs the JVM: it first sets the process's timer slack (inherited by
+# every thread it starts) to $CHAT_CASSANDRA_TIMER_SLACK_NS, 1 ms by default (Linux: 50 µs;
+# where it cannot be set, Cassandra starts all the same).
+# Cassandra's idle request threads spin, parking 10 µs at a time until they have been idle
+# for 10 ms (SEPWorker, not configurable); with 1 ms of slack each park lasts up to a
+# millisecond, so a burst of requests costs a few dozen wake-ups instead of hundreds. A request
+# arriving while a thread spins may wait up to that long. In production the same is systemd's
+# TimerSlackNSec= (docs/operations.md; measured in docs/benchmarks.md).
+# shellcheck disable=SC2016 # $0 and $@ belong to the inner shell
+CASSANDRA_LAUNCH=(bash -c '{ echo "$0" >/proc/self/timerslack_ns; } 2>/dev/null; exec "$@"'
+  "${CHAT_CASSANDRA_TIMER_SLACK_NS:-1000000}")
+
 # start_cassandra [--no-wait]: idempotent; waits (180 s) for CQL unless --no-wait.
 start_cassandra() {
   if ! already_running cassandra 9042; then
@@ -112,7 +124,7 @@ start_cassandra() {
     mapfile -t opts < <(cassandra_jvm_opts)
     say "starting cassandra (log $CASSANDRA_LOG, heap ${CHAT_CASSANDRA_HEAP:-1g}${CHAT_CASSANDRA_FAST:+, fast=$CHAT_CASSANDRA_FAST})"
     # The conf folder comes first on the classpath.
-    spawn cassandra "$CASSANDRA_LOG" "$JAVA" "${opts[@]}" \
+    spawn cassandra "$CASSANDRA_LOG" "${CASSANDRA_LAUNCH[@]}" "$JAVA" "${opts[@]}" \
       -cp "$CASSANDRA_CONF:$(cat "$CASSANDRA_CP")" org.apache.cassandra.service.CassandraDaemon
   fi
   [[ "${1:-}" == --no-wait ]] || wait_cassandra

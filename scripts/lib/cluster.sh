@@ -230,7 +230,7 @@ start_cassandra_node() {
     -Dcassandra.skip_wait_for_gossip_to_settle=0
     -Dcassandra.superuser_setup_delay_ms=0
   )
-  spawn "$name" "$CLUSTER_LOG_DIR/$name.log" "$JAVA" "${opts[@]}" \
+  spawn "$name" "$CLUSTER_LOG_DIR/$name.log" "${CASSANDRA_LAUNCH[@]}" "$JAVA" "${opts[@]}" \
     -cp "$CASSANDRA_CONF:$(cat "$CASSANDRA_CP")" org.apache.cassandra.service.CassandraDaemon
 }
 
