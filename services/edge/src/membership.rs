@@ -22,6 +22,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use chat_platform::backoff::Backoff;
+use chat_platform::watermark;
 use chat_schemas::{decode, ChatEvent, EventLog, RoomId, UserId};
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -442,13 +443,7 @@ async fn follow(membership: Weak<Membership>, start: u64) {
                         }
                     }
                     after = seq;
-                    strong.followed.send_if_modified(|followed| {
-                        let newer = seq > *followed;
-                        if newer {
-                            *followed = seq;
-                        }
-                        newer
-                    });
+                    watermark::raise(&strong.followed, seq);
                     backoff.reset();
                 }
             }

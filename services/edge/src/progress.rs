@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chat_platform::watermark;
 use chat_schemas::EventLog;
 use futures::StreamExt;
 use tokio::sync::watch;
@@ -69,25 +70,12 @@ impl ProjectionProgress {
                 let Some(progress) = follower.upgrade() else {
                     break;
                 };
-                if let Some(seq) = std::str::from_utf8(&message.payload)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                {
-                    progress.advance(seq);
+                if let Some(seq) = watermark::parse_said(&message.payload) {
+                    watermark::raise(&progress.applied, seq);
                 }
             }
         });
         Ok(progress)
-    }
-
-    fn advance(&self, seq: u64) {
-        self.applied.send_if_modified(|applied| {
-            let newer = seq > *applied;
-            if newer {
-                *applied = seq;
-            }
-            newer
-        });
     }
 
     /// The highest sequence the projector is known to have applied.
@@ -137,7 +125,7 @@ impl ProjectionProgress {
                 }
                 () = tokio::time::sleep_until(poll_at) => {
                     if let Ok(stored) = self.store.applied_seq(&self.projector).await {
-                        self.advance(stored);
+                        watermark::raise(&self.applied, stored);
                     }
                 }
             }

@@ -29,6 +29,7 @@ use crate::retry::{Keepalive, Retry, Shutdown};
 use crate::settings::{ProjectorSettings, Settings};
 use crate::store::Store;
 use chat_platform::backoff::Backoff;
+use chat_platform::watermark;
 
 /// Runs the projector until `shutdown` completes: waits as a standby while another process
 /// holds the name's lease; once it holds it, applies the log from the keyspace's progress, and
@@ -486,19 +487,9 @@ async fn awaited_sequences(
     let (awaited, receiver) = watch::channel(0);
     tokio::spawn(async move {
         while let Some(message) = said.next().await {
-            let Some(seq) = std::str::from_utf8(&message.payload)
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-            else {
-                continue;
-            };
-            awaited.send_if_modified(|awaited| {
-                let higher = seq > *awaited;
-                if higher {
-                    *awaited = seq;
-                }
-                higher
-            });
+            if let Some(seq) = watermark::parse_said(&message.payload) {
+                watermark::raise(&awaited, seq);
+            }
             if awaited.is_closed() {
                 break;
             }
