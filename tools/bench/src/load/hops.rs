@@ -27,7 +27,7 @@ const HOPS: [&str; 6] = [
     "send -> on NATS",
 ];
 
-/// The per-hop latencies of the CHATs sent in the measured window.
+/// The per-hop latencies of the CHATs due in the measured window.
 #[derive(Debug, Default)]
 pub struct Hops {
     /// One histogram per entry of [`HOPS`], in microseconds.
@@ -39,12 +39,10 @@ pub struct Hops {
 impl Hops {
     /// Records one view: its `Chat-Hop-Times` header, its JSON body, when it arrived (µs).
     fn record(&mut self, headers: Option<&HeaderMap>, body: &[u8], arrived_us: u64, go: &Go) {
-        let Some((sent_ns, _)) = stamp(body, "") else {
+        let Some(sent) = stamp(body, "") else {
             return;
         };
-        let window_start = go.start_ns + go.warmup_ms * 1_000_000;
-        let window_end = window_start + go.duration_ms * 1_000_000;
-        if !(window_start..window_end).contains(&sent_ns) {
+        if !go.measures(sent.index) {
             return;
         }
         let Some(times) = headers
@@ -54,7 +52,7 @@ impl Hops {
             self.unstamped += 1;
             return;
         };
-        let sent_us = sent_ns / 1000;
+        let sent_us = sent.sent_ns / 1000;
         let points = [sent_us, times[0], times[1], times[2], times[3], arrived_us];
         for (hop, pair) in self.hops.iter_mut().zip(points.windows(2)) {
             hop.record(pair[1].saturating_sub(pair[0]));

@@ -38,8 +38,7 @@ impl Schedule {
 
     /// When message `i` is due, after the start.
     pub fn due(&self, i: u64) -> Duration {
-        // Exact: f64 holds integers up to 2^53.
-        Duration::from_secs_f64(i as f64 / self.rate)
+        due_at(self.rate, i)
     }
 
     /// The room (global index) of message `i`.
@@ -69,6 +68,12 @@ impl Schedule {
                 .filter(move |&i| i < self.total)
         })
     }
+}
+
+/// When message `i` of a schedule of `rate` messages per second is due, after the start.
+pub fn due_at(rate: f64, i: u64) -> Duration {
+    // Exact: f64 holds integers up to 2^53.
+    Duration::from_secs_f64(i as f64 / rate)
 }
 
 #[cfg(test)]

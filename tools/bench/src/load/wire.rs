@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use super::schedule::due_at;
 use tokio::time::Instant;
 
 /// What a worker connects to and which rooms it plays.
@@ -96,6 +98,15 @@ impl Go {
     pub fn window(&self) -> (u64, u64) {
         let start = self.start_ns + self.warmup_ms * 1_000_000;
         (start, start + self.duration_ms * 1_000_000)
+    }
+
+    /// Whether message `index` of the schedule is measured: due in the window, as the senders
+    /// count it. Receivers judge by the schedule too, not by when the message was sent: a sender
+    /// running late sends the last messages of the window after its end, and those must still
+    /// count as delivered.
+    pub fn measures(&self, index: u64) -> bool {
+        let due = due_at(self.rate, index);
+        due >= Duration::from_millis(self.warmup_ms) && due < self.sending()
     }
 
     /// How long sending lasts, warm-up included.
@@ -213,8 +224,19 @@ pub fn content(sent_ns: u64, index: u64, bytes: usize) -> String {
     content
 }
 
-/// The send time in a JSON event whose `content` [`content`] made, and whether `me` sent it.
-pub fn stamp(json: &[u8], me: &str) -> Option<(u64, bool)> {
+/// What a delivered event's `content` ([`content`]) says about the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    /// When it was sent, realtime nanoseconds.
+    pub sent_ns: u64,
+    /// Its index in the schedule, which says whether it counts ([`Go::measures`]).
+    pub index: u64,
+    /// Whether the user it was delivered to sent it.
+    pub own: bool,
+}
+
+/// The [`Stamp`] of a JSON event whose `content` [`content`] made, for its recipient `me`.
+pub fn stamp(json: &[u8], me: &str) -> Option<Stamp> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Event<'a> {
@@ -224,8 +246,14 @@ pub fn stamp(json: &[u8], me: &str) -> Option<(u64, bool)> {
         sender_id: Option<&'a str>,
     }
     let event: Event<'_> = serde_json::from_slice(json).ok()?;
-    let sent = event.content?.split(':').next()?.parse().ok()?;
-    Some((sent, event.sender_id == Some(me)))
+    let mut fields = event.content?.split(':');
+    let sent_ns = fields.next()?.parse().ok()?;
+    let index = fields.next()?.parse().ok()?;
+    Some(Stamp {
+        sent_ns,
+        index,
+        own: event.sender_id == Some(me),
+    })
 }
 
 #[cfg(test)]
@@ -239,14 +267,13 @@ mod tests {
         assert!(text.starts_with("1700000000123456789:42:xx"));
         let event = serde_json::json!({"type": "CHAT", "senderId": "u7", "content": text});
         let event = event.to_string();
-        assert_eq!(
-            stamp(event.as_bytes(), "u8"),
-            Some((1_700_000_000_123_456_789, false))
-        );
-        assert_eq!(
-            stamp(event.as_bytes(), "u7"),
-            Some((1_700_000_000_123_456_789, true))
-        );
+        let sent = |own| Stamp {
+            sent_ns: 1_700_000_000_123_456_789,
+            index: 42,
+            own,
+        };
+        assert_eq!(stamp(event.as_bytes(), "u8"), Some(sent(false)));
+        assert_eq!(stamp(event.as_bytes(), "u7"), Some(sent(true)));
         assert_eq!(stamp(br#"{"type":"INVITE"}"#, "u7"), None);
         assert_eq!(content(5, 1, 0), "5:1:");
     }

@@ -69,16 +69,16 @@ impl Shared {
     }
 
     /// Counts an event (JSON with a stamped `content`) delivered to user `me`, timing it when
-    /// it was sent in the measured window.
+    /// it was due in the measured window ([`Go::measures`]).
     pub fn received(&self, body: &[u8], me: &str) {
         let now = self.clock.now_ns();
         let stamp = wire::stamp(body, me);
-        let window = self.go.get().map(Go::window);
+        let go = self.go.get();
         let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
-        match (stamp, window) {
-            (Some((sent, own)), Some((start, end))) if (start..end).contains(&sent) => {
-                let us = now.saturating_sub(sent) / 1000;
-                if own {
+        match (stamp, go) {
+            (Some(stamp), Some(go)) if go.measures(stamp.index) => {
+                let us = now.saturating_sub(stamp.sent_ns) / 1000;
+                if stamp.own {
                     tally.own_latencies.record(us);
                 } else {
                     tally.latencies.record(us);
@@ -90,15 +90,16 @@ impl Shared {
     }
 
     /// Counts a room-list feed entry (a CHAT's JSON with its stamped `content`, or an INVITE
-    /// without one), timing it when its CHAT was sent in the measured window.
+    /// without one), timing it when its CHAT was due in the measured window.
     pub fn feed_entry(&self, body: &[u8]) {
         let now = self.clock.now_ns();
         let stamp = wire::stamp(body, "");
-        let window = self.go.get().map(Go::window);
-        if let (Some((sent, _)), Some((start, end))) = (stamp, window) {
-            if (start..end).contains(&sent) {
+        if let (Some(stamp), Some(go)) = (stamp, self.go.get()) {
+            if go.measures(stamp.index) {
                 let mut tally = self.tally.lock().unwrap_or_else(PoisonError::into_inner);
-                tally.feed_latencies.record(now.saturating_sub(sent) / 1000);
+                tally
+                    .feed_latencies
+                    .record(now.saturating_sub(stamp.sent_ns) / 1000);
                 tally.feed_entries += 1;
             }
         }
@@ -265,7 +266,6 @@ async fn drive(
         go.sending().as_secs_f64(),
     );
     let start = shared.clock.instant(go.start_ns);
-    let warmup = Duration::from_millis(go.warmup_ms);
     let mut report = Report::default();
     let mut errors = ErrorTally::default();
     for i in schedule.messages_of(plan.first_room..plan.first_room + plan.rooms.len()) {
@@ -276,7 +276,7 @@ async fn drive(
             None => Err("connection never opened".to_owned()),
             Some(user) => send(user, i, shared).await,
         };
-        match (sent, due >= warmup) {
+        match (sent, go.measures(i)) {
             (Ok(()), true) => report.sent += 1,
             (Err(e), true) => {
                 report.skipped += 1;
@@ -356,8 +356,9 @@ mod tests {
         }
     }
 
-    fn chat(sent_ns: u64) -> Vec<u8> {
-        let content = wire::content(sent_ns, 1, 64);
+    /// Message `index` of the schedule (one a second), sent at `sent_ns`.
+    fn chat(index: u64, sent_ns: u64) -> Vec<u8> {
+        let content = wire::content(sent_ns, index, 64);
         serde_json::json!({"type": "CHAT", "senderId": "u1", "content": content})
             .to_string()
             .into_bytes()
@@ -367,14 +368,19 @@ mod tests {
     fn feed_entries_are_counted_apart_and_only_from_the_window() {
         let shared = Shared::new();
         assert!(shared.go.set(go()).is_ok());
-        shared.feed_entry(&chat(1_500_000_000));
-        shared.feed_entry(&chat(1_999_999_999));
-        shared.feed_entry(&chat(500_000_000));
-        shared.feed_entry(&chat(2_000_000_000));
+        shared.feed_entry(&chat(1, 1_500_000_000));
+        shared.feed_entry(&chat(1, 2_000_000_000));
+        shared.feed_entry(&chat(0, 500_000_000));
+        shared.feed_entry(&chat(2, 2_000_000_000));
         shared.feed_entry(br#"{"type":"INVITE","roomId":"r"}"#);
-        shared.received(&chat(1_500_000_000), "u2");
+        shared.received(&chat(1, 1_500_000_000), "u2");
+        shared.received(&chat(1, 2_100_000_000), "u2");
+        shared.received(&chat(2, 1_900_000_000), "u2");
         let tally = shared.tally.lock().unwrap_or_else(PoisonError::into_inner);
-        assert_eq!(tally.feed_entries, 2, "the two sent inside the window");
+        assert_eq!(
+            tally.feed_entries, 2,
+            "the two of message 1, due inside the window, one sent late"
+        );
         assert_eq!(
             tally
                 .feed_latencies
@@ -386,8 +392,8 @@ mod tests {
         );
         assert_eq!(
             (tally.delivered, tally.outside),
-            (1, 0),
-            "room deliveries apart"
+            (2, 1),
+            "room deliveries apart, judged by the schedule like the senders' count"
         );
     }
 }
