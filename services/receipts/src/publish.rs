@@ -75,18 +75,22 @@ pub fn publications(log: &EventLog, event: &LoggedEvent, outcome: &Outcome) -> V
     if let ChatEvent::Leave { user_id, .. } = &envelope.event {
         headers.insert(EventLog::LEAVER_HEADER, user_id.as_str());
     }
-    let mut out = vec![Publication {
+    let view = body.to_string();
+    let entries = feed(log, event, outcome, &view);
+    let mut out = Vec::with_capacity(1 + entries.len());
+    out.push(Publication {
         subject: log.view_room_subject(room),
         headers,
-        body: Bytes::from(body.to_string()),
-    }];
-    out.extend(feed(log, event, outcome, &body));
+        body: Bytes::from(view),
+    });
+    out.extend(entries);
     out
 }
 
 /// Room-list feed entries: every member for a CHAT (with their `roomUnreadCount` and
-/// `mentionCount`), the first members of a new room, the invited for an INVITE.
-fn feed(log: &EventLog, event: &LoggedEvent, outcome: &Outcome, body: &Value) -> Vec<Publication> {
+/// `mentionCount`), the first members of a new room, the invited for an INVITE. `view` is the
+/// room view's JSON object, written once for all of them.
+fn feed(log: &EventLog, event: &LoggedEvent, outcome: &Outcome, view: &str) -> Vec<Publication> {
     let mut headers = HeaderMap::new();
     headers.insert(EventLog::MESSAGE_ID_HEADER, event.seq.to_string().as_str());
     headers.insert(
@@ -111,22 +115,30 @@ fn feed(log: &EventLog, event: &LoggedEvent, outcome: &Outcome, body: &Value) ->
                     .iter()
                     .find(|(u, _)| u == user)
                     .map_or(0, |(_, n)| *n);
-                let mut body = body.clone();
-                set(&mut body, "roomUnreadCount", Value::from(*count));
-                set(&mut body, "mentionCount", Value::from(mentioned));
-                entry(user, Bytes::from(body.to_string()))
+                entry(user, with_counts(view, *count, mentioned))
             })
             .collect(),
         (ChatEvent::RoomCreated { members, .. }, Outcome::Shown { .. }) => {
-            let body = Bytes::from(body.to_string());
+            let body = Bytes::from(view.to_owned());
             members.iter().map(|u| entry(u, body.clone())).collect()
         }
         (ChatEvent::Invite { user_ids }, Outcome::Shown { .. }) => {
-            let body = Bytes::from(body.to_string());
+            let body = Bytes::from(view.to_owned());
             user_ids.iter().map(|u| entry(u, body.clone())).collect()
         }
         _ => Vec::new(),
     }
+}
+
+/// A member's feed entry for a CHAT: the room view's JSON object `view` with their
+/// `roomUnreadCount` and `mentionCount` written at its end, as text. A room of n members gets
+/// n entries per CHAT, so the view is not copied and serialized again for each.
+fn with_counts(view: &str, room_unread: u64, mentions: u64) -> Bytes {
+    let fields = view.strip_suffix('}').unwrap_or(view);
+    let comma = if fields.ends_with('{') { "" } else { "," };
+    Bytes::from(format!(
+        "{fields}{comma}\"roomUnreadCount\":{room_unread},\"mentionCount\":{mentions}}}"
+    ))
 }
 
 fn set(body: &mut Value, field: &str, value: Value) {
@@ -199,6 +211,21 @@ mod tests {
         assert_eq!(
             header(&out[2], EventLog::ROOM_HEADER),
             Some(room.to_string())
+        );
+    }
+
+    #[test]
+    fn counts_are_written_into_the_views_object() {
+        let entry = with_counts(r#"{"type":"CHAT","content":"}"}"#, 3, 1);
+        let parsed: Value = serde_json::from_slice(&entry).expect("json");
+        assert_eq!(
+            parsed,
+            serde_json::json!({"type": "CHAT", "content": "}", "roomUnreadCount": 3, "mentionCount": 1})
+        );
+        let parsed: Value = serde_json::from_slice(&with_counts("{}", 0, 0)).expect("json");
+        assert_eq!(
+            parsed,
+            serde_json::json!({"roomUnreadCount": 0, "mentionCount": 0})
         );
     }
 
