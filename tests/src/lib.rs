@@ -20,7 +20,7 @@ use async_nats::jetstream;
 use chat_platform::connect;
 use chat_platform::redis_connection::RedisConnection;
 use chat_platform::settings::{self, CassandraSettings, NatsSettings, RedisSettings};
-use chat_schemas::{encode, Envelope, EventLog};
+use chat_schemas::{encode, ChatEvent, Envelope, EventLog, UserId};
 use scylla::client::session::Session;
 
 pub use app::{send, TestApp};
@@ -220,6 +220,22 @@ async fn remove_everything(nats: NatsSettings, redis: RedisSettings, cassandra: 
         if let Err(e) = session.query_unpaged(statement, ()).await {
             eprintln!("cleanup: drop keyspace {}: {e}", cassandra.keyspace);
         }
+    }
+}
+
+/// The user `name`, for a test that writes events itself.
+pub fn user(name: &str) -> UserId {
+    UserId::parse(name).expect("valid user id")
+}
+
+/// A plain CHAT of `content` (no clientMessageId, reply or mention), as a test writes it
+/// straight into the log with [`TestEnv::store_in_log`] when no edge should.
+pub fn chat(content: &str) -> ChatEvent {
+    ChatEvent::Chat {
+        content: content.into(),
+        client_message_id: None,
+        reply_to: None,
+        mentions: Vec::new(),
     }
 }
 

@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 
 use chat_schemas::{encode, ChatEvent, Envelope, RoomId, RoomKind, Timestamp, UserId};
-use chat_tests::{python, TestApp, TestEnv};
+use chat_tests::{chat, python, user, TestApp, TestEnv};
 use serde::Serialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -37,10 +37,6 @@ fn run_example(env: &TestEnv, durable: &str) -> Vec<Value> {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}")))
         .collect()
-}
-
-fn user(id: &str) -> UserId {
-    UserId::parse(id).expect("valid user id")
 }
 
 /// The minute starting at `millis`, as the example names it.
@@ -84,15 +80,6 @@ struct FutureEvent {
     #[serde(rename = "type")]
     kind: &'static str,
     question: &'static str,
-}
-
-fn chat(content: &str) -> ChatEvent {
-    ChatEvent::Chat {
-        content: content.into(),
-        client_message_id: None,
-        reply_to: None,
-        mentions: Vec::new(),
-    }
 }
 
 #[tokio::test]

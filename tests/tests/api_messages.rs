@@ -1,8 +1,8 @@
 //! Messages over the HTTP API against the real servers: sending, idempotent resends, history
 //! pages across time buckets, deletes, validation, and read-your-writes across edge processes.
 
-use chat_schemas::{ChatEvent, Envelope, RoomId, Timestamp, UserId};
-use chat_tests::{send, ServiceProcess, TestApp};
+use chat_schemas::{ChatEvent, Envelope, RoomId, Timestamp};
+use chat_tests::{chat, send, user, ServiceProcess, TestApp};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -103,7 +103,7 @@ async fn stored_past_the_window(app: &TestApp, room: &str, sender: &str, id: &st
     let room_id: RoomId = room.parse().expect("room id");
     let envelope = Envelope::new(
         room_id,
-        UserId::parse(sender).expect("valid"),
+        user(sender),
         ChatEvent::Chat {
             content: format!("first {id}"),
             client_message_id: Some(id.to_owned()),
@@ -327,13 +327,8 @@ async fn stored_while_the_projector_is_stopped(app: &mut TestApp, room: &str) ->
     app.stop_projector().await;
     let envelope = Envelope::new(
         room.parse().expect("room id"),
-        UserId::parse("alice").expect("valid"),
-        ChatEvent::Chat {
-            content: "just acknowledged".into(),
-            client_message_id: None,
-            reply_to: None,
-            mentions: Vec::new(),
-        },
+        user("alice"),
+        chat("just acknowledged"),
     );
     app.env.store_in_log(&envelope).await.to_string()
 }
@@ -411,22 +406,13 @@ async fn pages_cross_time_buckets() {
     let app = TestApp::start().await;
     let room_text = app.group("alice", &["bob"]).await;
     let room: RoomId = room_text.parse().expect("room id");
-    let alice = UserId::parse("alice").expect("valid");
+    let alice = user("alice");
     let day = 86_400_000;
     let start = Timestamp::now().millis();
     // Ten messages over five days, one of them stamped by an edge whose clock lags a day.
     let offsets = [0, 0, 1, 1, 2, 1, 3, 3, 4, 4];
     for (i, offset) in offsets.iter().enumerate() {
-        let mut envelope = Envelope::new(
-            room,
-            alice.clone(),
-            ChatEvent::Chat {
-                content: format!("d{i}"),
-                client_message_id: None,
-                reply_to: None,
-                mentions: Vec::new(),
-            },
-        );
+        let mut envelope = Envelope::new(room, alice.clone(), chat(&format!("d{i}")));
         envelope.at = Timestamp(start + offset * day);
         app.env.store_in_log(&envelope).await;
     }

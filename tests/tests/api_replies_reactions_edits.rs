@@ -1,9 +1,9 @@
 //! Replies, mentions, reactions and edits over the HTTP API and STOMP, against the real
 //! servers: what history shows, what the live view carries, and every refusal with its code.
 
-use chat_schemas::{ChatEvent, Envelope, RoomId, Timestamp, UserId};
+use chat_schemas::{Envelope, RoomId, Timestamp};
 use chat_tests::stomp::StompClient;
-use chat_tests::TestApp;
+use chat_tests::{chat, user, TestApp};
 use edge::stomp::{Command, Frame};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -270,13 +270,8 @@ async fn the_sender_edits_within_a_day_and_the_room_list_follows() {
         at: Timestamp(Timestamp::now().millis() - 25 * 3_600_000),
         ..Envelope::new(
             room.parse::<RoomId>().expect("room id"),
-            UserId::parse("alice").expect("user id"),
-            ChatEvent::Chat {
-                content: "yesterday".into(),
-                client_message_id: None,
-                reply_to: None,
-                mentions: Vec::new(),
-            },
+            user("alice"),
+            chat("yesterday"),
         )
     };
     let old_id = app.env.store_in_log(&old).await.to_string();
@@ -318,16 +313,7 @@ async fn a_message_not_yet_in_history_can_be_acted_on_at_once() {
     let room = app.group("alice", &["bob"]).await;
     app.stop_projector().await;
     let room_id: RoomId = room.parse().expect("room id");
-    let envelope = Envelope::new(
-        room_id,
-        UserId::parse("alice").expect("valid"),
-        ChatEvent::Chat {
-            content: "just sent".into(),
-            client_message_id: None,
-            reply_to: None,
-            mentions: Vec::new(),
-        },
-    );
+    let envelope = Envelope::new(room_id, user("alice"), chat("just sent"));
     let sequence = app.env.store_in_log(&envelope).await;
     let id = sequence.to_string();
     let beyond = (sequence + 1_000).to_string();

@@ -2,26 +2,13 @@
 //! schema, keys in Redis, and test environments that do not see each other.
 
 use async_nats::jetstream::{self, consumer};
-use chat_schemas::{decode, encode, ChatEvent, Envelope, MessageId, RoomId, UserId};
-use chat_tests::TestEnv;
+use chat_schemas::{decode, encode, ChatEvent, Envelope, MessageId, RoomId};
+use chat_tests::{user, TestEnv};
 use futures::StreamExt;
 use scylla::value::CqlTimestamp;
 
-fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid user id")
-}
-
 fn chat(room: RoomId, text: &str) -> Envelope {
-    Envelope::new(
-        room,
-        user("alice"),
-        ChatEvent::Chat {
-            content: text.into(),
-            client_message_id: None,
-            reply_to: None,
-            mentions: Vec::new(),
-        },
-    )
+    Envelope::new(room, user("alice"), chat_tests::chat(text))
 }
 
 /// Publishes with the event id as JetStream's deduplication id and returns the stream sequence.

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use chat_platform::connect;
 use chat_platform::settings::CassandraSettings;
-use chat_schemas::{encode, ChatEvent, Envelope, MessageId, RoomId, Timestamp, UserId};
+use chat_schemas::{encode, ChatEvent, Envelope, MessageId, RoomId, Timestamp};
 use chat_tests::TestEnv;
+pub use chat_tests::{chat, user};
 use futures::StreamExt;
 use projector::{ProjectorError, Settings};
 use scylla::client::session::Session;
@@ -33,10 +34,6 @@ pub const TABLES: [&str; 6] = [
     "projector_progress",
 ];
 
-pub fn user(name: &str) -> UserId {
-    UserId::parse(name).expect("valid user id")
-}
-
 pub fn id(seq: u64) -> MessageId {
     MessageId::from_sequence(seq).expect("non-zero")
 }
@@ -46,15 +43,6 @@ pub fn at(room: RoomId, actor: &str, day: i64, millis_into_day: i64, event: Chat
     Envelope {
         at: Timestamp(day * DAY + millis_into_day),
         ..Envelope::new(room, user(actor), event)
-    }
-}
-
-pub fn chat(content: &str) -> ChatEvent {
-    ChatEvent::Chat {
-        content: content.into(),
-        client_message_id: None,
-        reply_to: None,
-        mentions: Vec::new(),
     }
 }
 
