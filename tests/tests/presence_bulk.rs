@@ -10,12 +10,12 @@ use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::message::PublishMessage;
 use chat_platform::append::ATTEMPT_TIMEOUT;
 use chat_platform::connect;
+use chat_read_state::ReadKeys;
 use chat_schemas::{decode, encode, ChatEvent, Envelope, RoomId, UserId};
-use chat_tests::{ServiceProcess, TestEnv};
+use chat_tests::{chat, ServiceProcess, TestEnv};
 use edge::live::Presence;
 use edge::writer::{AppendPatience, EventWriter};
 use futures::StreamExt;
-use receipts::ReadKeys;
 
 /// Pairs in each test: more than the 5,000 acks async-nats lets await at once.
 const PAIRS: usize = 20_000;
@@ -135,17 +135,12 @@ async fn twenty_thousand_pairs_leaving_one_edge_at_once_reach_the_log_and_writes
     }
     // A write while the OUTs go out must not wait for them all, let alone hang.
     let during = Instant::now();
-    let chat = Envelope::new(
+    let during_storm = Envelope::new(
         pairs[0].0,
         pairs[0].1.clone(),
-        ChatEvent::Chat {
-            content: "while everyone leaves".into(),
-            client_message_id: None,
-            reply_to: None,
-            mentions: Vec::new(),
-        },
+        chat("while everyone leaves"),
     );
-    tokio::time::timeout(WITHIN, writer.append(&chat, "during", None))
+    tokio::time::timeout(WITHIN, writer.append(&during_storm, "during", None))
         .await
         .expect("a write during the storm hung")
         .expect("a write during the storm failed");
@@ -158,16 +153,7 @@ async fn twenty_thousand_pairs_leaving_one_edge_at_once_reach_the_log_and_writes
         write_took.as_millis()
     );
 
-    let after = Envelope::new(
-        pairs[1].0,
-        pairs[1].1.clone(),
-        ChatEvent::Chat {
-            content: "after everyone left".into(),
-            client_message_id: None,
-            reply_to: None,
-            mentions: Vec::new(),
-        },
-    );
+    let after = Envelope::new(pairs[1].0, pairs[1].1.clone(), chat("after everyone left"));
     tokio::time::timeout(
         Duration::from_secs(10),
         writer.append(&after, "after", None),

@@ -142,9 +142,9 @@ async fn entering_reads_what_was_unread_and_everyone_hears_it() {
     assert_eq!(unread_by(&app, "bob", &room, &id).await, ["carol"]);
     assert_eq!(counts(&app, "carol", &room).await, (1, 1));
 
-    let quick_check = receipts::UnreadCounts::new(
+    let quick_check = chat_read_state::UnreadCounts::new(
         app.env.redis.clone(),
-        receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone()),
+        chat_read_state::ReadKeys::new(app.env.redis_settings.key_prefix.clone()),
     );
     let room_id: chat_schemas::RoomId = room.parse().expect("room id");
     assert!(quick_check.room_has_unread(&room_id).await.expect("redis"));

@@ -148,8 +148,8 @@ async fn wait_for_lease(
 async fn a_standby_takes_over_within_five_seconds_of_a_kill() {
     let mut app = TestApp::start().await;
     app.stop_receipts().await;
-    let lease =
-        receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone()).lease("receipts-0-of-1");
+    let lease = chat_read_state::ReadKeys::new(app.env.redis_settings.key_prefix.clone())
+        .lease("receipts-0-of-1");
     let mut redis = app.env.redis.clone();
     let mut active = ServiceProcess::start("receipts", &app.env, &WORKER);
     wait_for_lease(&mut redis, &lease, true).await;
@@ -256,7 +256,7 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
         ],
     );
     let mut redis = app.env.redis.clone();
-    let room_keys = receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone())
+    let room_keys = chat_read_state::ReadKeys::new(app.env.redis_settings.key_prefix.clone())
         .room(&room.parse().expect("room id"));
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -537,8 +537,8 @@ async fn a_redis_restart_under_a_running_worker_loses_and_doubles_nothing() {
     })
     .await
     .expect("private redis");
-    let lease =
-        receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone()).lease("receipts-0-of-1");
+    let lease = chat_read_state::ReadKeys::new(app.env.redis_settings.key_prefix.clone())
+        .lease("receipts-0-of-1");
     wait_for_lease(&mut redis, &lease, true).await;
     send(&app, "alice", &room, "after").await;
     let chat = next_of(&mut alice, "CHAT", Duration::from_secs(10)).await;

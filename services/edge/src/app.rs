@@ -9,7 +9,7 @@ use chat_platform::health::{self, Probe, Report};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use receipts::{ReadKeys, UnreadCounts};
+use chat_read_state::{ReadKeys, UnreadCounts};
 
 use crate::auth::{Authenticator, KeyError};
 use crate::client_ids::ClientMessageIds;

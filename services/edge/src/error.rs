@@ -94,8 +94,8 @@ impl From<AuthError> for ApiError {
     }
 }
 
-impl From<receipts::QueryError> for ApiError {
-    fn from(error: receipts::QueryError) -> Self {
+impl From<chat_read_state::QueryError> for ApiError {
+    fn from(error: chat_read_state::QueryError) -> Self {
         ApiError::unavailable("the unread counts", error)
     }
 }

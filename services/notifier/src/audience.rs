@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chat_read_state::{QueryError, UnreadCounts};
 use chat_schemas::{ChatEvent, Envelope, RoomKind, UserId};
-use receipts::{QueryError, UnreadCounts};
 
 use crate::directory::{Directory, DirectoryError};
 use crate::fcm::Notice;

@@ -10,8 +10,8 @@ use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{encode, ChatEvent, Envelope, EventLog, RoomId, UserId};
 use futures::StreamExt;
 
-use crate::keys::ReadKeys;
 use crate::partition::partition_of;
+use chat_read_state::ReadKeys;
 
 /// Finds dead edges and appends OUT events for their users.
 pub struct Reaper {

@@ -13,11 +13,11 @@ use chat_platform::connect;
 use chat_schemas::decode;
 use futures::StreamExt;
 
-use crate::keys::ReadKeys;
 use crate::lease::Lease;
 use crate::settings::{consumer_name, Settings};
 use crate::state::{LoggedEvent, ReadState};
 use crate::worker::WorkerError;
+use chat_read_state::ReadKeys;
 
 /// What a rebuild did.
 #[derive(Debug, Clone, PartialEq)]

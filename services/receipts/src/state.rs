@@ -11,9 +11,9 @@ use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{ChatEvent, Envelope, MessageId, RoomId, UserId};
 use redis::{RedisError, Value};
 
-use crate::keys::{ReadKeys, RoomKeys};
 use crate::reply::{self, Applied, Kind, Loaded};
 use crate::room_counts::RoomCache;
+use chat_read_state::{ReadKeys, RoomKeys};
 
 /// The script that applies a run of one room's events.
 const APPLY: &str = include_str!("apply.lua");

@@ -21,13 +21,13 @@ use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{decode, EventLog};
 use tokio_util::sync::CancellationToken;
 
-use crate::keys::ReadKeys;
 use crate::lease::Lease;
 use crate::partition::partition_of;
 use crate::publish::publications;
 use crate::reaper::Reaper;
 use crate::settings::{InvalidSettings, ReceiptsSettings, Settings};
 use crate::state::{Fence, LoggedEvent, ReadState, ReadStateError};
+use chat_read_state::ReadKeys;
 
 /// The worker could not start.
 #[derive(Debug, thiserror::Error)]

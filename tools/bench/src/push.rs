@@ -526,9 +526,9 @@ async fn recipient_reads(
         &app.env.cassandra_settings.keyspace,
     )
     .await?;
-    let unread = receipts::UnreadCounts::new(
+    let unread = chat_read_state::UnreadCounts::new(
         app.env.redis.clone(),
-        receipts::ReadKeys::new(app.env.redis_settings.key_prefix.clone()),
+        chat_read_state::ReadKeys::new(app.env.redis_settings.key_prefix.clone()),
     );
     let room: uuid::Uuid = room.parse().context("room id")?;
     let recipients = &users[1..];

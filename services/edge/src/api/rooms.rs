@@ -6,9 +6,9 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use chat_read_state::MemberCounts;
 use chat_schemas::{ChatEvent, RoomId, RoomKind, UserId};
 use futures::{StreamExt, TryStreamExt};
-use receipts::MemberCounts;
 use serde::Deserialize;
 use utoipa::ToSchema;
 

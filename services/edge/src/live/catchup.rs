@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::stream::{DirectGetErrorKind, RawMessageErrorKind, Stream};
 use chat_platform::backoff::Backoff;
+use chat_read_state::UnreadCounts;
 use chat_schemas::{decode, ChatEvent, EventLog, RoomId};
-use receipts::UnreadCounts;
 use tokio::time::{sleep, timeout, Instant};
 
 use crate::events::{from_history, room_event, RoomEvent};

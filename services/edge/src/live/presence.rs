@@ -22,9 +22,9 @@ use async_nats::jetstream::Context;
 use chat_platform::append;
 use chat_platform::backoff::Backoff;
 use chat_platform::redis_connection::RedisConnection;
+use chat_read_state::ReadKeys;
 use chat_schemas::{encode, ChatEvent, Envelope, EventLog, RoomId, UserId};
 use futures::StreamExt;
-use receipts::ReadKeys;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

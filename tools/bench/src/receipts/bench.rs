@@ -3,10 +3,10 @@
 
 use anyhow::Context;
 use chat_platform::redis_connection::RedisConnection;
+use chat_read_state::{ReadKeys, RoomKeys};
 use chat_schemas::{ChatEvent, Envelope, RoomId, RoomKind, UserId};
-use receipts::keys::RoomKeys;
 use receipts::state::Fence;
-use receipts::{LoggedEvent, Outcome, ReadKeys, ReadState};
+use receipts::{LoggedEvent, Outcome, ReadState};
 
 use super::usage::{RedisStats, Usage};
 use super::{CONSUMER, EDGE, HOLDER, KEY_CHUNK};

@@ -3,9 +3,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
+use chat_read_state::ReadKeys;
 use chat_schemas::{RoomId, UserId};
 use receipts::state::Fence;
-use receipts::{LoggedEvent, Outcome, ReadKeys, ReadState};
+use receipts::{LoggedEvent, Outcome, ReadState};
 
 use super::bench::Bench;
 use super::{Options, EDGE, SMALL_ROOM, UNREAD_PAGE};

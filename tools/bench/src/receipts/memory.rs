@@ -1,8 +1,9 @@
 //! Scenarios 3 and 4: memory per room and member, and per unread message.
 
 use anyhow::ensure;
+use chat_read_state::ReadKeys;
 use chat_schemas::RoomId;
-use receipts::{Outcome, ReadKeys};
+use receipts::Outcome;
 
 use super::bench::{mark_published, Bench};
 use super::usage::Usage;

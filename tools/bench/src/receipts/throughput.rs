@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use chat_read_state::{ReadKeys, RoomKeys};
 use chat_schemas::UserId;
-use receipts::keys::RoomKeys;
 use receipts::room_counts::{Member, Position, RoomCounts};
 use receipts::state::Fence;
-use receipts::{LoggedEvent, Outcome, ReadKeys, ReadState};
+use receipts::{LoggedEvent, Outcome, ReadState};
 
 use super::bench::{mark_published, Bench};
 use super::usage::{RedisStats, Usage};
