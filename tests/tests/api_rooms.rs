@@ -325,7 +325,7 @@ async fn tokens_are_checked() {
     .await;
     assert_eq!((status, error_code(&body)), (401, "INVALID_TOKEN"));
 
-    let user = chat_schemas::UserId::parse("alice").expect("valid");
+    let user = chat_tests::user("alice");
     let expired = edge::auth::mint(
         &app.edge_settings.jwt_secret,
         &user,

@@ -536,7 +536,7 @@ async fn reactions_and_edits_are_live_replayed_in_order_and_change_no_counts() {
 
     let reaction = chat_schemas::ChatEvent::Reaction {
         target_id,
-        user_id: chat_schemas::UserId::parse("carol").expect("user id"),
+        user_id: chat_tests::user("carol"),
         emoji: "👍".into(),
         added: true,
     };

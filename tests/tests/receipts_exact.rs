@@ -7,9 +7,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use chat_schemas::{EventLog, UserId};
+use chat_schemas::EventLog;
 use chat_tests::stomp::StompClient;
-use chat_tests::{ServiceProcess, TestApp};
+use chat_tests::{user, ServiceProcess, TestApp};
 use edge::stomp::Command as Stomp;
 use serde_json::{json, Value};
 
@@ -361,7 +361,7 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
     headers.insert(EventLog::ROOM_HEADER, room.as_str());
     let again = json!({"type": "CHAT", "roomId": room, "messageId": last.to_string(),
         "senderId": "alice", "content": "m4", "unreadCount": 1, "roomUnreadCount": 0});
-    let alice_id = UserId::parse("alice").expect("user id");
+    let alice_id = user("alice");
     app.env
         .nats
         .publish_with_headers(
