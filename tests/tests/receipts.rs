@@ -772,3 +772,158 @@ async fn the_presence_snapshot_and_the_frames_after_it_say_who_is_here() {
         );
     }
 }
+
+/// A log event of `room` by `actor`, with the next sequence of `seq`.
+fn logged(
+    seq: &mut u64,
+    room: chat_schemas::RoomId,
+    actor: &str,
+    event: chat_schemas::ChatEvent,
+) -> receipts::LoggedEvent {
+    *seq += 1;
+    receipts::LoggedEvent {
+        seq: *seq,
+        envelope: chat_schemas::Envelope::new(room, chat_tests::user(actor), event),
+    }
+}
+
+/// A CHAT mentioning `mentioned`.
+fn mentioning(mentioned: &[&str]) -> chat_schemas::ChatEvent {
+    chat_schemas::ChatEvent::Chat {
+        content: "hi".into(),
+        client_message_id: None,
+        reply_to: None,
+        mentions: mentioned.iter().map(|u| chat_tests::user(u)).collect(),
+    }
+}
+
+/// Outcomes with each CHAT's members in one order, to compare.
+fn in_order(mut outcomes: Vec<receipts::Outcome>) -> Vec<receipts::Outcome> {
+    for outcome in &mut outcomes {
+        if let receipts::Outcome::Chat { members, .. } = outcome {
+            members.sort();
+        }
+    }
+    outcomes
+}
+
+/// What the worker tells from memory before Redis answers (`publish_from_memory`) is what
+/// Redis then applies, event for event: `unreadCount`, the previous published event, every
+/// member's count and every mention count, through presence, mentions, a DELETE, a LEAVE, an
+/// INVITE, a sender who is not a member, and batches of several CHATs and rooms. It tells
+/// nothing for what it cannot know: other events, a redelivery, the mention counts after a
+/// DELETE until a CHAT's answer lists them again.
+#[tokio::test]
+async fn views_told_from_memory_are_what_redis_applies() {
+    use chat_schemas::{ChatEvent, MessageId, RoomId, RoomKind};
+    use chat_tests::user;
+
+    let env = chat_tests::TestEnv::new().await;
+    let keys = chat_read_state::ReadKeys::new(env.redis_settings.key_prefix.clone());
+    let mut state = receipts::ReadState::new(env.redis.clone(), keys);
+    let fence = receipts::state::Fence {
+        key: env.redis_key("lease"),
+        holder: "test".into(),
+        epoch: 1,
+    };
+    let (a, b) = (RoomId::random(), RoomId::random());
+    let group = |members: &[&str]| ChatEvent::RoomCreated {
+        kind: RoomKind::Group,
+        name: Some("g".into()),
+        members: members.iter().map(|u| user(u)).collect(),
+    };
+    let info = |who: &str, edge: &str| ChatEvent::Info {
+        user_id: user(who),
+        read_count: 0,
+        last_read_message_id: None,
+        edge: Some(edge.into()),
+    };
+    let out = |who: &str, edge: &str| ChatEvent::Out {
+        user_id: user(who),
+        edge: Some(edge.into()),
+    };
+    let s = &mut 0;
+    let created = vec![
+        logged(s, a, "ann", group(&["ann", "bob", "cat", "dan"])),
+        logged(s, b, "eve", group(&["ann", "eve"])),
+    ];
+    let first = logged(s, a, "ann", mentioning(&[]));
+    let bob_in = logged(s, a, "bob", info("bob", "e1"));
+    let mentions_two = logged(s, a, "bob", mentioning(&["cat", "dan"]));
+    let deleted = MessageId::from_sequence(mentions_two.seq).expect("id");
+    let batches = vec![
+        (created, false),
+        (vec![first], true),
+        (vec![bob_in], false),
+        (
+            vec![mentions_two, logged(s, b, "eve", mentioning(&["ann"]))],
+            true,
+        ),
+        (vec![logged(s, a, "cat", mentioning(&["dan", "bob"]))], true),
+        (vec![logged(s, a, "bob", out("bob", "e1"))], false),
+        (vec![logged(s, a, "ann", mentioning(&["bob"]))], true),
+        (
+            vec![logged(
+                s,
+                a,
+                "bob",
+                ChatEvent::Delete {
+                    message_ids: vec![deleted],
+                },
+            )],
+            false,
+        ),
+        (vec![logged(s, a, "dan", mentioning(&[]))], false),
+        (vec![logged(s, a, "ann", mentioning(&["cat"]))], true),
+        (vec![logged(s, a, "cat", info("cat", "e2"))], false),
+        (vec![logged(s, a, "bob", mentioning(&[]))], true),
+        (
+            vec![logged(
+                s,
+                a,
+                "dan",
+                ChatEvent::Leave {
+                    user_id: user("dan"),
+                    read_count: 0,
+                },
+            )],
+            false,
+        ),
+        (vec![logged(s, a, "ann", mentioning(&["dan"]))], true),
+        (
+            vec![logged(
+                s,
+                a,
+                "ann",
+                ChatEvent::Invite {
+                    user_ids: vec![user("eve")],
+                },
+            )],
+            false,
+        ),
+        (
+            vec![
+                logged(s, a, "eve", mentioning(&[])),
+                logged(s, a, "ann", mentioning(&["eve", "bob"])),
+                logged(s, b, "ann", mentioning(&[])),
+            ],
+            true,
+        ),
+        (vec![logged(s, a, "zed", mentioning(&["ann"]))], true),
+    ];
+    let mut last = Vec::new();
+    for (i, (batch, tellable)) in batches.into_iter().enumerate() {
+        let told = state.predict(&batch, 0);
+        let applied = state.apply(&batch, Some(&fence), 0).await.expect("applies");
+        assert_eq!(told.is_some(), tellable, "batch {i}: {told:?}");
+        if let Some(told) = told {
+            assert_eq!(in_order(told), in_order(applied), "batch {i}");
+        }
+        last = batch;
+    }
+    assert!(
+        state.predict(&last, 0).is_none(),
+        "a redelivery gets what Redis recorded"
+    );
+    assert_eq!(state.mispredicted(), 0);
+}

@@ -9,6 +9,7 @@
 
 mod lease;
 pub mod partition;
+mod predict;
 pub mod publish;
 mod reaper;
 mod rebuild;

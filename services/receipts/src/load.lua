@@ -3,7 +3,9 @@
 -- nothing changes the room behind the loaded copy.
 -- KEYS: room, positions, bases, outcomes, fence (as apply.lua). ARGV: fencing epoch (0: none).
 -- Returns {'fenced'}, or {'room', chats, {member, position, ...}, {member, base, ...},
--- {seq, outcome, ...}}: the outcomes applied and not yet published, as apply.lua returned them.
+-- {seq, outcome, ...}, applied, shown, {member, mentionCount, ...}}: the outcomes applied and
+-- not yet published, as apply.lua returned them; then the last event applied, the room's newest
+-- published one and every mentionCount that is not 0, for the views published from memory.
 local k_room, k_pos, k_base, k_outcomes, k_fence = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local epoch = tonumber(ARGV[1])
 if epoch > 0 then
@@ -20,10 +22,23 @@ for i = 1, #recorded, 2 do
   outcomes[#outcomes + 1] = tonumber(recorded[i])
   outcomes[#outcomes + 1] = cmsgpack.unpack(recorded[i + 1])
 end
+local counters = redis.call('HMGET', k_room, 'chats', 'applied', 'shown')
+local mentions = {}
+local fields = redis.call('HGETALL', k_room)
+for i = 1, #fields, 2 do
+  local u = string.match(fields[i], '^m:(.*)$')
+  if u then
+    mentions[#mentions + 1] = u
+    mentions[#mentions + 1] = fields[i + 1]
+  end
+end
 return {
   'room',
-  tonumber(redis.call('HGET', k_room, 'chats') or '0'),
+  tonumber(counters[1] or '0'),
   redis.call('ZRANGE', k_pos, 0, -1, 'WITHSCORES'),
   redis.call('HGETALL', k_base),
   outcomes,
+  tonumber(counters[2] or '0'),
+  tonumber(counters[3] or '0'),
+  mentions,
 }

@@ -154,13 +154,14 @@ pub fn applied(reply: Value) -> Result<Applied, ReadStateError> {
     })
 }
 
-/// `"user count user count ..."` as `apply.lua` lists mention counts ('' for none).
+/// `"user count user count ..."` as `apply.lua` lists mention counts ('' for none), in user
+/// order (Redis lists them in no particular one).
 fn mention_counts(listed: &str) -> Result<Vec<(UserId, u64)>, ReadStateError> {
     let words: Vec<&str> = listed.split_whitespace().collect();
     if words.len() % 2 != 0 {
         return Err(bad("mention counts come in pairs"));
     }
-    words
+    let mut counts = words
         .chunks(2)
         .map(|pair| {
             let user = UserId::parse(pair[0]).map_err(|e| bad(e.to_string()))?;
@@ -169,7 +170,9 @@ fn mention_counts(listed: &str) -> Result<Vec<(UserId, u64)>, ReadStateError> {
                 .map_err(|_| bad(format!("mention count {}", pair[1])))?;
             Ok((user, count))
         })
-        .collect()
+        .collect::<Result<Vec<_>, ReadStateError>>()?;
+    counts.sort();
+    Ok(counts)
 }
 
 /// Decodes one reply of `load.lua`.
@@ -187,8 +190,20 @@ pub fn loaded(reply: Value) -> Result<Loaded, ReadStateError> {
         _ => Err(bad("load: missing list")),
     };
     let chats = items.get(1).and_then(number).ok_or_else(|| bad("chats"))?;
+    let counter = |i: usize, what: &str| items.get(i).and_then(number).ok_or_else(|| bad(what));
+    let mut mentions = std::collections::HashMap::new();
+    for pair in list(7)?.chunks(2) {
+        let (Some(user), Some(count)) = (pair.first().and_then(text), pair.get(1).and_then(number))
+        else {
+            return Err(bad("load: mention pair"));
+        };
+        mentions.insert(UserId::parse(&user).map_err(|e| bad(e.to_string()))?, count);
+    }
     let mut counts = RoomCounts {
         chats,
+        applied: counter(5, "applied")?,
+        shown: counter(6, "shown")?,
+        mentions: Some(mentions),
         ..RoomCounts::default()
     };
     let bases: std::collections::HashMap<String, String> = list(3)?
@@ -305,6 +320,9 @@ mod tests {
                 Value::Int(9),
                 Value::Array(vec![s("out"), Value::Int(8), Value::Int(5), s(""), s("")]),
             ]),
+            Value::Int(9),
+            Value::Int(9),
+            Value::Array(vec![s("ann"), s("2")]),
         ]))
         .expect("decodes");
         assert_eq!(loaded.counts.chats, 5);
@@ -312,6 +330,11 @@ mod tests {
         counts.sort();
         let user = |u: &str| UserId::parse(u).expect("valid");
         assert_eq!(counts, [(user("ann"), 3), (user("bob"), 0)]);
+        assert_eq!((loaded.counts.applied, loaded.counts.shown), (9, 9));
+        assert_eq!(
+            loaded.counts.mentions,
+            Some([(user("ann"), 2)].into_iter().collect())
+        );
         assert_eq!(loaded.recorded[0].0, 9);
         assert_eq!(loaded.recorded[0].1.kind, Kind::Out);
     }

@@ -51,13 +51,23 @@ pub struct Change {
     pub after: Option<Member>,
 }
 
-/// A room's members and CHAT count.
+/// A room's members and CHAT count, and what else a CHAT's outcome depends on, so that the
+/// worker can tell it before Redis answers (`predict.rs`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoomCounts {
     /// CHATs the room ever recorded.
     pub chats: u64,
     /// Every member.
     pub members: HashMap<UserId, Member>,
+    /// The last event Redis applied to the room: one at or below it is a redelivery, which
+    /// gets its recorded outcome, not a new one.
+    pub applied: u64,
+    /// The room's newest published event: the next one's `Chat-Previous`.
+    pub shown: u64,
+    /// Every member's `mentionCount` that is not 0, when known: unknown after a DELETE (which
+    /// lowers some) and after a load that undid unpublished outcomes, until the next CHAT's
+    /// reply lists them all again.
+    pub mentions: Option<HashMap<UserId, u64>>,
 }
 
 impl RoomCounts {
@@ -128,6 +138,11 @@ impl RoomCache {
     }
 
     /// The counts of `room`, when held.
+    pub fn get(&self, room: &RoomId) -> Option<&RoomCounts> {
+        self.rooms.get(room)
+    }
+
+    /// The counts of `room`, when held, to move.
     pub fn get_mut(&mut self, room: &RoomId) -> Option<&mut RoomCounts> {
         self.rooms.get_mut(room)
     }

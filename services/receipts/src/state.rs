@@ -5,14 +5,16 @@
 //! redelivery after a crash publishes exactly what the first application would have. Every
 //! write is fenced by the holder's epoch, room by room.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chat_platform::redis_connection::RedisConnection;
 use chat_schemas::{ChatEvent, Envelope, MessageId, RoomId, UserId};
 use redis::{RedisError, Value};
 
+use crate::predict;
 use crate::reply::{self, Applied, Kind, Loaded};
-use crate::room_counts::RoomCache;
+use crate::room_counts::{RoomCache, RoomCounts};
 use chat_read_state::{ReadKeys, RoomKeys};
 
 /// The script that applies a run of one room's events.
@@ -128,6 +130,11 @@ pub struct ReadState {
     published: redis::Script,
     progress: redis::Script,
     rooms: RoomCache,
+    /// The answers [`ReadState::predict`] told for the batch being applied, by sequence, to
+    /// check against Redis's.
+    predicted: HashMap<u64, Applied>,
+    /// How many predictions Redis contradicted since this worker started.
+    mispredicted: u64,
 }
 
 impl ReadState {
@@ -141,6 +148,8 @@ impl ReadState {
             published: redis::Script::new(PUBLISHED),
             progress: redis::Script::new(PROGRESS),
             rooms: RoomCache::default(),
+            predicted: HashMap::new(),
+            mispredicted: 0,
         }
     }
 
@@ -148,6 +157,49 @@ impl ReadState {
     /// with its new epoch.
     pub fn forget_rooms(&mut self) {
         self.rooms.clear();
+        self.predicted.clear();
+    }
+
+    /// What applying `events` will give clients, told from the rooms in memory before Redis
+    /// is asked (`predict.rs`), so their views can be published while Redis applies them; the
+    /// next [`ReadState::apply`] checks each against Redis's answer. Only for a batch of CHATs
+    /// of rooms held in memory, each published (after `silent_until`) and applied for the
+    /// first time, and whose mention counts are known; `None` otherwise, and then the views
+    /// wait for Redis.
+    pub fn predict(&mut self, events: &[LoggedEvent], silent_until: u64) -> Option<Vec<Outcome>> {
+        self.predicted.clear();
+        let mut rooms: HashMap<RoomId, RoomCounts> = HashMap::new();
+        let mut told = HashMap::with_capacity(events.len());
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            let ChatEvent::Chat { mentions, .. } = &event.envelope.event else {
+                return None;
+            };
+            if event.seq <= silent_until {
+                return None;
+            }
+            let id = event.envelope.room_id;
+            let room = match rooms.entry(id) {
+                Entry::Occupied(held) => held.into_mut(),
+                Entry::Vacant(free) => free.insert(self.rooms.get(&id)?.clone()),
+            };
+            let applied = predict::chat(room, event.seq, &event.envelope.actor, mentions)?;
+            outcomes.push(Outcome::Chat {
+                previous: applied.previous,
+                unread: applied.count,
+                members: room.unread_counts(),
+                mentions: applied.mentions.clone(),
+            });
+            told.insert(event.seq, applied);
+        }
+        self.predicted = told;
+        Some(outcomes)
+    }
+
+    /// How many of [`ReadState::predict`]'s answers Redis contradicted: a defect, logged as
+    /// an error when found.
+    pub fn mispredicted(&self) -> u64 {
+        self.mispredicted
     }
 
     /// Applies `events` in order in one round trip. With a `fence` (a worker), each write is
@@ -258,8 +310,9 @@ impl ReadState {
             }
             for (&i, applied) in run.iter().zip(applied) {
                 let event = &events[i];
+                self.check_prediction(event, &applied);
                 let publish = fence.is_some() && event.seq > silent_until;
-                outcomes[i] = self.outcome(&event.envelope.room_id, applied, publish)?;
+                outcomes[i] = self.outcome(event, applied, publish)?;
             }
         }
         Ok(outcomes)
@@ -330,6 +383,11 @@ impl ReadState {
                 recorded,
             } = reply::loaded(reply)?;
             let recorded: BTreeMap<u64, Applied> = recorded.into_iter().collect();
+            if let Some(first) = recorded.values().next() {
+                // The mention counts before the undone outcomes are not known.
+                counts.shown = first.previous;
+                counts.mentions = None;
+            }
             for applied in recorded.into_values().rev() {
                 let before = applied.chats - u64::from(applied.kind == Kind::Chat);
                 counts.undo(&applied.changes, before);
@@ -339,20 +397,41 @@ impl ReadState {
         Ok(())
     }
 
-    /// Moves the room's copy over `applied` and says what clients hear.
+    /// Compares what Redis answered for `event` with what [`ReadState::predict`] told, when
+    /// it told anything: clients may already have the told one.
+    fn check_prediction(&mut self, event: &LoggedEvent, applied: &Applied) {
+        let Some(told) = self.predicted.remove(&event.seq) else {
+            return;
+        };
+        if told != *applied {
+            self.mispredicted += 1;
+            metrics::counter!("chat_receipts_mispredicted_total").increment(1);
+            tracing::error!(
+                seq = event.seq,
+                room = %event.envelope.room_id,
+                ?told,
+                ?applied,
+                "a view published from memory differs from what Redis applied"
+            );
+        }
+    }
+
+    /// Moves the room's copy over `applied` (Redis's answer for `event`) and says what
+    /// clients hear.
     fn outcome(
         &mut self,
-        room: &RoomId,
+        event: &LoggedEvent,
         applied: Applied,
         publish: bool,
     ) -> Result<Outcome, ReadStateError> {
         let counts = self
             .rooms
-            .get_mut(room)
+            .get_mut(&event.envelope.room_id)
             .ok_or_else(|| ReadStateError::Answer("a room was not loaded".into()))?;
         if applied.kind != Kind::Nothing {
             counts.apply(&applied.changes, applied.chats);
         }
+        predict::follow(counts, event.seq, &event.envelope.event, &applied);
         let (previous, count) = (applied.previous, applied.count);
         Ok(match applied.kind {
             Kind::Nothing => Outcome::Nothing,

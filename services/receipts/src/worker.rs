@@ -402,6 +402,19 @@ impl Applier {
                 continue;
             };
             let began = std::time::Instant::now();
+            let early = if self.config.publish_from_memory {
+                self.state.predict(&events, self.silent_until)
+            } else {
+                None
+            };
+            if let Some(outcomes) = &early {
+                let hops = self.config.hop_timing.then(|| HopTimes {
+                    stored_us: stored_us.clone(),
+                    read_us,
+                    applied_us: now_us(),
+                });
+                self.publish(&events, outcomes, hops.as_ref()).await;
+            }
             let applied = loop {
                 let result = self
                     .state
@@ -431,16 +444,18 @@ impl Applier {
             {
                 tracing::error!(
                     seq = self.config.test_crash_after_apply,
-                    "test hook: aborting between applying and publishing"
+                    "test hook: aborting after applying, before publishing what Redis answered"
                 );
                 std::process::abort();
             }
-            let hops = self.config.hop_timing.then(|| HopTimes {
-                stored_us,
-                read_us,
-                applied_us: now_us(),
-            });
-            self.publish(&events, &outcomes, hops.as_ref()).await;
+            if early.is_none() {
+                let hops = self.config.hop_timing.then(|| HopTimes {
+                    stored_us,
+                    read_us,
+                    applied_us: now_us(),
+                });
+                self.publish(&events, &outcomes, hops.as_ref()).await;
+            }
             let marked = loop {
                 let result = self
                     .state
