@@ -1,6 +1,7 @@
 //! Receipts workers through crashes, against real servers: a standby takes over within seconds
 //! of a `kill -9`, a worker killed between applying and publishing publishes every event exactly
-//! once after its restart, and a Redis restart under a running worker loses and doubles nothing.
+//! once after its restart, views published from memory before a crash reach clients once, and a
+//! Redis restart under a running worker loses and doubles nothing.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -385,6 +386,109 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
         "the repeated feed entry was dropped"
     );
     wait_for_badge(&app, "carol", 3).await;
+    drop(worker);
+}
+
+/// A worker that published a batch's views from memory (`publish_from_memory`) and is killed
+/// once Redis applied the batch, before marking it published: clients already have the views,
+/// the next worker publishes them again from the records, and edges drop the repeats, so each
+/// event reaches each subscription once, with the counts Redis holds.
+#[tokio::test]
+async fn views_published_from_memory_before_a_crash_reach_clients_once() {
+    let mut app = TestApp::start().await;
+    let room = app.group("alice", &["bob", "carol"]).await;
+    let mut alice = StompClient::connect(&app.base_url, &app.token("alice")).await;
+    alice
+        .subscribe("r", &format!("/sub/rooms/{room}"), &[])
+        .await;
+    let mut bob = StompClient::connect(&app.base_url, &app.token("bob")).await;
+    bob.subscribe("f", "/sub/users/bob", &[]).await;
+    let info = next_of(&mut alice, "INFO", Duration::from_secs(10)).await;
+    assert_eq!(info.expect("INFO")["userId"], "alice");
+    drain(&mut bob, Duration::from_millis(300), Duration::from_secs(2)).await;
+    app.stop_receipts().await;
+
+    // The log is this test's own: nothing comes between m1 and m2.
+    let first = send(&app, "alice", &room, "m1").await;
+    let crash = (first + 1).to_string();
+    let mut doomed = ServiceProcess::start(
+        "receipts",
+        &app.env,
+        &[
+            ("CHAT_RECEIPTS__FETCH_WAIT_MS", "50"),
+            ("CHAT_RECEIPTS__TEST_CRASH_AFTER_APPLY", crash.as_str()),
+        ],
+    );
+    // m1 loads the room into the worker's memory; its view waits for Redis.
+    let m1 = next_of(&mut alice, "CHAT", Duration::from_secs(20)).await;
+    assert_eq!(
+        m1.as_ref().map(summary).as_deref(),
+        Some("CHAT content=\"m1\" unreadCount=2")
+    );
+    let second = send(&app, "alice", &room, "m2").await;
+    assert_eq!(second, first + 1);
+    let m2 = next_of(&mut alice, "CHAT", Duration::from_secs(10)).await;
+    assert_eq!(
+        m2.as_ref().map(summary).as_deref(),
+        Some("CHAT content=\"m2\" unreadCount=2"),
+        "m2's view went out before the hook aborted the worker"
+    );
+    let exit = doomed.wait_exit(Duration::from_secs(10));
+    assert!(
+        exit.is_some_and(|status| !status.success()),
+        "the test hook aborts the worker once m2 is applied: {exit:?}"
+    );
+    let redis = app.env.redis.clone();
+    let room_keys = chat_read_state::ReadKeys::new(app.env.redis_settings.key_prefix.clone())
+        .room(&room.parse().expect("room id"));
+    let recorded = |mut redis: chat_platform::redis_connection::RedisConnection| {
+        let outcomes = room_keys.outcomes.clone();
+        async move {
+            redis::cmd("HLEN")
+                .arg(&outcomes)
+                .query_async::<u64>(&mut redis)
+                .await
+                .expect("HLEN")
+        }
+    };
+    assert_eq!(
+        recorded(redis.clone()).await,
+        1,
+        "m2 applied, not marked published"
+    );
+
+    let worker = ServiceProcess::start("receipts", &app.env, &WORKER);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while recorded(redis.clone()).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the next worker did not publish m2 again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    send(&app, "alice", &room, "m3").await;
+    let rest: Vec<String> = collect(&mut alice, 1, Duration::from_secs(20))
+        .await
+        .iter()
+        .map(summary)
+        .collect();
+    assert_eq!(
+        rest,
+        ["CHAT content=\"m3\" unreadCount=2"],
+        "the republished m2 was dropped"
+    );
+    let bob_feed: Vec<String> = drain(&mut bob, Duration::from_millis(500), Duration::from_secs(5))
+        .await
+        .iter()
+        .map(summary)
+        .collect();
+    assert_eq!(
+        bob_feed,
+        (1..=3)
+            .map(|i| format!("CHAT content=\"m{i}\" unreadCount=2 roomUnreadCount={i}"))
+            .collect::<Vec<_>>(),
+        "bob's feed: every entry once"
+    );
     drop(worker);
 }
 

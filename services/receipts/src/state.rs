@@ -310,8 +310,9 @@ impl ReadState {
             }
             for (&i, applied) in run.iter().zip(applied) {
                 let event = &events[i];
-                self.check_prediction(event, &applied);
-                let publish = fence.is_some() && event.seq > silent_until;
+                // A told event's view is out already: its outcome needs no members' counts.
+                let told = self.check_prediction(event, &applied);
+                let publish = fence.is_some() && event.seq > silent_until && !told;
                 outcomes[i] = self.outcome(event, applied, publish)?;
             }
         }
@@ -398,10 +399,10 @@ impl ReadState {
     }
 
     /// Compares what Redis answered for `event` with what [`ReadState::predict`] told, when
-    /// it told anything: clients may already have the told one.
-    fn check_prediction(&mut self, event: &LoggedEvent, applied: &Applied) {
+    /// it told anything (clients may already have the told one); whether it did.
+    fn check_prediction(&mut self, event: &LoggedEvent, applied: &Applied) -> bool {
         let Some(told) = self.predicted.remove(&event.seq) else {
-            return;
+            return false;
         };
         if told != *applied {
             self.mispredicted += 1;
@@ -414,6 +415,7 @@ impl ReadState {
                 "a view published from memory differs from what Redis applied"
             );
         }
+        true
     }
 
     /// Moves the room's copy over `applied` (Redis's answer for `event`) and says what

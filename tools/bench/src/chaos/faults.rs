@@ -31,11 +31,14 @@ pub enum Fault {
     NatsFreeze,
     /// SIGSTOP, then SIGCONT, one Cassandra node.
     CassandraFreeze,
+    /// SIGSTOP, then SIGCONT, the active receipts worker of partition 0: frozen past its
+    /// lease, it wakes up behind the standby that took over, with a batch in hand.
+    ReceiptsFreeze,
 }
 
 impl Fault {
     /// Every fault, in the default order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::NatsKill,
         Self::CassandraKill,
         Self::RedisMasterKill,
@@ -45,6 +48,7 @@ impl Fault {
         Self::NotifierKill,
         Self::NatsFreeze,
         Self::CassandraFreeze,
+        Self::ReceiptsFreeze,
     ];
 
     /// The name on the command line and in the report.
@@ -59,12 +63,16 @@ impl Fault {
             Self::NotifierKill => "notifier-kill",
             Self::NatsFreeze => "nats-freeze",
             Self::CassandraFreeze => "cassandra-freeze",
+            Self::ReceiptsFreeze => "receipts-freeze",
         }
     }
 
     /// Whether the fault freezes (SIGSTOP) rather than kills.
     pub fn freezes(self) -> bool {
-        matches!(self, Self::NatsFreeze | Self::CassandraFreeze)
+        matches!(
+            self,
+            Self::NatsFreeze | Self::CassandraFreeze | Self::ReceiptsFreeze
+        )
     }
 
     /// The node to hit, found from the cluster's current state.
@@ -80,7 +88,7 @@ impl Fault {
             Self::ProjectorKill => {
                 active(http, &[("projector-1", 19181), ("projector-2", 19182)]).await
             }
-            Self::ReceiptsKill => {
+            Self::ReceiptsKill | Self::ReceiptsFreeze => {
                 active(http, &[("receipts-0-1", 19201), ("receipts-0-2", 19202)]).await
             }
             Self::NotifierKill => Ok("notifier-1".to_owned()),

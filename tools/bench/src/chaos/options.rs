@@ -24,7 +24,8 @@ usage: bench chaos [options]       (scripts/chaos starts the cluster and runs th
   --warmup S           seconds of load before the first fault          [10]
   --faults LIST        comma-separated, in this order by default:
                        nats-kill,cassandra-kill,redis-master-kill,edge-kill,projector-kill,
-                       receipts-kill,notifier-kill,nats-freeze,cassandra-freeze";
+                       receipts-kill,notifier-kill,nats-freeze,cassandra-freeze,
+                       receipts-freeze";
 
 /// Options of one chaos run.
 #[derive(Debug, Clone)]
