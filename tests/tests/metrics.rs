@@ -229,6 +229,8 @@ async fn every_service_serves_prometheus_metrics_without_ids() {
         Some(1.0)
     );
     assert_eq!(sample(&text, "chat_receipts_partitions"), Some(1.0));
+    assert_type(&text, "chat_receipts_mispredicted_total", "counter");
+    assert_eq!(sample(&text, "chat_receipts_mispredicted_total"), Some(0.0));
     assert_type(&text, "chat_consumer_pending_events", "gauge");
 
     let delivered = "chat_notifier_pushes_total{service=\"notifier\",outcome=\"delivered\"}";

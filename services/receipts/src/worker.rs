@@ -93,6 +93,8 @@ pub async fn run(
 
     let consumer_name = config.consumer();
     metrics::gauge!("chat_receipts_partitions").set(f64::from(config.partitions));
+    // Shown from the start, at 0, so that an alert on any increase needs no absent() case.
+    metrics::counter!("chat_receipts_mispredicted_total").absolute(0);
     // 1 while this process applies its partition: an alert finds a partition nobody applies.
     let owned = metrics::gauge!("chat_receipts_partition_active", "partition" => config.partition.to_string());
     let reaper = tokio::spawn(reap_forever(

@@ -32,7 +32,8 @@ pub enum Fault {
     /// SIGSTOP, then SIGCONT, one Cassandra node.
     CassandraFreeze,
     /// SIGSTOP, then SIGCONT, the active receipts worker of partition 0: frozen past its
-    /// lease, it wakes up behind the standby that took over, with a batch in hand.
+    /// lease, it wakes up behind the standby that took over (with a batch in hand, when the
+    /// signal caught it between a fetch and its ack).
     ReceiptsFreeze,
 }
 
