@@ -96,6 +96,15 @@ fn summary(body: &Value) -> String {
     fields.join(" ")
 }
 
+/// The summaries of every MESSAGE until nothing came for half a second (at most 5 s).
+async fn summaries(client: &mut StompClient) -> Vec<String> {
+    drain(client, Duration::from_millis(500), Duration::from_secs(5))
+        .await
+        .iter()
+        .map(summary)
+        .collect()
+}
+
 /// The badge, or `None` while the edge answers 503 (its first Redis read after a Redis
 /// restart fails while its connection reconnects).
 async fn badge(app: &TestApp, user: &str) -> Option<u64> {
@@ -203,15 +212,19 @@ async fn a_standby_takes_over_within_five_seconds_of_a_kill() {
     drop(active);
 }
 
-#[tokio::test]
-async fn a_worker_killed_between_applying_and_publishing_publishes_everything_once() {
+/// A GROUP room of alice, bob and carol with alice in it (and on her room-list feed with
+/// `alice_feed`) and bob on his feed, what they got so far drained, and the receipts worker
+/// stopped: whatever the test stores next waits for the next worker.
+async fn room_without_worker(alice_feed: bool) -> (TestApp, String, StompClient, StompClient) {
     let mut app = TestApp::start().await;
     let room = app.group("alice", &["bob", "carol"]).await;
     let mut alice = StompClient::connect(&app.base_url, &app.token("alice")).await;
     alice
         .subscribe("r", &format!("/sub/rooms/{room}"), &[])
         .await;
-    alice.subscribe("f", "/sub/users/alice", &[]).await;
+    if alice_feed {
+        alice.subscribe("f", "/sub/users/alice", &[]).await;
+    }
     let mut bob = StompClient::connect(&app.base_url, &app.token("bob")).await;
     bob.subscribe("f", "/sub/users/bob", &[]).await;
     let info = next_of(&mut alice, "INFO", Duration::from_secs(10)).await;
@@ -225,6 +238,12 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
     .await;
     drain(&mut bob, Duration::from_millis(300), Duration::from_secs(2)).await;
     app.stop_receipts().await;
+    (app, room, alice, bob)
+}
+
+#[tokio::test]
+async fn a_worker_killed_between_applying_and_publishing_publishes_everything_once() {
+    let (app, room, mut alice, mut bob) = room_without_worker(true).await;
 
     // Everything below is stored while no worker runs: one batch for the next worker.
     let first = send(&app, "alice", &room, "m1").await;
@@ -334,11 +353,7 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
         )),
         "alice's feed: every entry once"
     );
-    let bob_feed: Vec<String> = drain(&mut bob, Duration::from_millis(500), Duration::from_secs(5))
-        .await
-        .iter()
-        .map(summary)
-        .collect();
+    let bob_feed = summaries(&mut bob).await;
     assert_eq!(
         bob_feed,
         [
@@ -395,18 +410,7 @@ async fn a_worker_killed_between_applying_and_publishing_publishes_everything_on
 /// event reaches each subscription once, with the counts Redis holds.
 #[tokio::test]
 async fn views_published_from_memory_before_a_crash_reach_clients_once() {
-    let mut app = TestApp::start().await;
-    let room = app.group("alice", &["bob", "carol"]).await;
-    let mut alice = StompClient::connect(&app.base_url, &app.token("alice")).await;
-    alice
-        .subscribe("r", &format!("/sub/rooms/{room}"), &[])
-        .await;
-    let mut bob = StompClient::connect(&app.base_url, &app.token("bob")).await;
-    bob.subscribe("f", "/sub/users/bob", &[]).await;
-    let info = next_of(&mut alice, "INFO", Duration::from_secs(10)).await;
-    assert_eq!(info.expect("INFO")["userId"], "alice");
-    drain(&mut bob, Duration::from_millis(300), Duration::from_secs(2)).await;
-    app.stop_receipts().await;
+    let (app, room, mut alice, mut bob) = room_without_worker(false).await;
 
     // The log is this test's own: nothing comes between m1 and m2.
     let first = send(&app, "alice", &room, "m1").await;
@@ -477,11 +481,7 @@ async fn views_published_from_memory_before_a_crash_reach_clients_once() {
         ["CHAT content=\"m3\" unreadCount=2"],
         "the republished m2 was dropped"
     );
-    let bob_feed: Vec<String> = drain(&mut bob, Duration::from_millis(500), Duration::from_secs(5))
-        .await
-        .iter()
-        .map(summary)
-        .collect();
+    let bob_feed = summaries(&mut bob).await;
     assert_eq!(
         bob_feed,
         (1..=3)
