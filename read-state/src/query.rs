@@ -12,21 +12,25 @@ use redis::RedisError;
 use crate::keys::ReadKeys;
 
 /// `unreadCount` of messages: the members whose position is below the message, but its
-/// sender; 0 for a message every position passed or that was deleted (it has no entry).
-/// KEYS: positions, unread. ARGV: sequences.
+/// sender; 0 for a message every position passed or that was deleted (it has no entry). A
+/// message the worker has not applied yet (past the room's `applied`: the worker may have
+/// published its view already, docs/receipts.md "Views from memory") has no entry either, and
+/// counts as applying it will count it. KEYS: room, positions, unread. ARGV: sequence and
+/// sender of each message.
 const MESSAGE_COUNTS: &str = r"
+local applied = tonumber(redis.call('HGET', KEYS[1], 'applied') or '0')
 local counts = {}
-for i, s in ipairs(ARGV) do
-  local entry = redis.call('ZRANGEBYSCORE', KEYS[2], s, s)[1]
+for i = 1, #ARGV, 2 do
+  local s, sender = ARGV[i], ARGV[i + 1]
   local count = 0
-  if entry then
-    count = redis.call('ZCOUNT', KEYS[1], '-inf', '(' .. s)
-    local sp = redis.call('ZSCORE', KEYS[1], string.match(entry, '^%d+ (.*)$'))
+  if tonumber(s) > applied or redis.call('ZRANGEBYSCORE', KEYS[3], s, s)[1] then
+    count = redis.call('ZCOUNT', KEYS[2], '-inf', '(' .. s)
+    local sp = redis.call('ZSCORE', KEYS[2], sender)
     if sp and sp ~= 'inf' and tonumber(sp) < tonumber(s) then
       count = count - 1
     end
   end
-  counts[i] = count
+  counts[#counts + 1] = count
 end
 return counts";
 
@@ -137,17 +141,21 @@ impl UnreadCounts {
         }
     }
 
-    /// `unreadCount` of each message `seqs` of `room`, in one call; 0 for messages read by
-    /// everyone or deleted.
-    pub async fn of_messages(&self, room: &RoomId, seqs: &[u64]) -> Result<Vec<u64>, QueryError> {
-        if seqs.is_empty() {
+    /// `unreadCount` of each of `messages` of `room` (a CHAT's sequence and sender), in one
+    /// call; 0 for messages read by everyone or deleted.
+    pub async fn of_messages(
+        &self,
+        room: &RoomId,
+        messages: &[(u64, &str)],
+    ) -> Result<Vec<u64>, QueryError> {
+        if messages.is_empty() {
             return Ok(Vec::new());
         }
         let keys = self.keys.room(room);
         let mut call = self.scripts.message_counts.prepare_invoke();
-        call.key(&keys.positions).key(&keys.unread);
-        for seq in seqs {
-            call.arg(*seq);
+        call.key(&keys.room).key(&keys.positions).key(&keys.unread);
+        for (seq, sender) in messages {
+            call.arg(*seq).arg(*sender);
         }
         Ok(call.invoke_async(&mut self.redis.clone()).await?)
     }

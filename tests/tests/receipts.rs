@@ -942,3 +942,63 @@ async fn views_told_from_memory_are_what_redis_applies() {
         "Redis agreed with every told one"
     );
 }
+
+/// A CHAT the worker has not applied yet (its view may be out already, told from memory)
+/// counts in history and catch-up as applying it will count it: every member behind it but the
+/// sender, not 0 as a message everyone read. After it is applied, the count is the same.
+#[tokio::test]
+async fn a_chat_not_applied_yet_counts_as_applying_it_will() {
+    use chat_schemas::{ChatEvent, RoomId, RoomKind};
+    use chat_tests::user;
+
+    let env = chat_tests::TestEnv::new().await;
+    let keys = chat_read_state::ReadKeys::new(env.redis_settings.key_prefix.clone());
+    let mut state = receipts::ReadState::new(env.redis.clone(), keys.clone());
+    let counts = chat_read_state::UnreadCounts::new(env.redis.clone(), keys);
+    let room = RoomId::random();
+    let s = &mut 0;
+    let created = logged(
+        s,
+        room,
+        "ann",
+        ChatEvent::RoomCreated {
+            kind: RoomKind::Group,
+            name: Some("g".into()),
+            members: ["ann", "bob", "cat", "dan"].map(user).to_vec(),
+        },
+    );
+    let bob_in = logged(
+        s,
+        room,
+        "bob",
+        ChatEvent::Info {
+            user_id: user("bob"),
+            read_count: 0,
+            last_read_message_id: None,
+            edge: Some("e1".into()),
+        },
+    );
+    let chat = logged(s, room, "ann", mentioning(&[]));
+    state
+        .apply(&[created, bob_in.clone()], None, 0)
+        .await
+        .expect("applies");
+    let before = counts
+        .of_messages(&room, &[(bob_in.seq, "bob"), (chat.seq, "ann")])
+        .await
+        .expect("counts");
+    assert_eq!(
+        before,
+        [0, 2],
+        "the INFO has no count; the CHAT: cat and dan"
+    );
+    state
+        .apply(std::slice::from_ref(&chat), None, 0)
+        .await
+        .expect("applies");
+    let after = counts
+        .of_messages(&room, &[(chat.seq, "ann")])
+        .await
+        .expect("counts");
+    assert_eq!(after, [2]);
+}

@@ -409,19 +409,37 @@ impl Applier {
             } else {
                 None
             };
+            // Told views go out beside the batch's first application, which is sent first: Redis
+            // has it before any reader can have heard of the views.
+            let mut first_try = None;
             if let Some(outcomes) = &early {
                 let hops = self.config.hop_timing.then(|| HopTimes {
                     stored_us: stored_us.clone(),
                     read_us,
                     applied_us: now_us(),
                 });
-                self.publish(&events, outcomes, hops.as_ref()).await;
+                let (tried, ()) = tokio::join!(
+                    self.state.apply(&events, Some(fence), self.silent_until),
+                    publish(
+                        &self.nats,
+                        &self.log,
+                        self.silent_until,
+                        &events,
+                        outcomes,
+                        hops.as_ref()
+                    ),
+                );
+                first_try = Some(tried);
             }
             let applied = loop {
-                let result = self
-                    .state
-                    .apply(&events, Some(fence), self.silent_until)
-                    .await;
+                let result = match first_try.take() {
+                    Some(tried) => tried,
+                    None => {
+                        self.state
+                            .apply(&events, Some(fence), self.silent_until)
+                            .await
+                    }
+                };
                 if let Err(error) = &result {
                     self.activity.failed(error);
                 }
@@ -456,7 +474,15 @@ impl Applier {
                     read_us,
                     applied_us: now_us(),
                 });
-                self.publish(&events, &outcomes, hops.as_ref()).await;
+                publish(
+                    &self.nats,
+                    &self.log,
+                    self.silent_until,
+                    &events,
+                    &outcomes,
+                    hops.as_ref(),
+                )
+                .await;
             }
             let marked = loop {
                 let result = self
@@ -477,44 +503,6 @@ impl Applier {
             self.activity.progressed();
         }
         End::Halted
-    }
-
-    /// Publishes what clients must hear, in log order, and flushes; with `hops`, each room
-    /// view carries when its event passed each stage.
-    async fn publish(
-        &self,
-        events: &[LoggedEvent],
-        outcomes: &[crate::state::Outcome],
-        hops: Option<&HopTimes>,
-    ) {
-        for (i, (event, outcome)) in events.iter().zip(outcomes).enumerate() {
-            if event.seq <= self.silent_until {
-                continue;
-            }
-            let mut all = publications(&self.log, event, outcome);
-            if let (Some(hops), Some(view)) = (hops, all.first_mut()) {
-                let stored = hops.stored_us.get(i).copied().unwrap_or_default();
-                let times = format!("{stored} {} {} {}", hops.read_us, hops.applied_us, now_us());
-                view.headers
-                    .insert(EventLog::HOP_TIMES_HEADER, times.as_str());
-            }
-            for publication in all {
-                if let Err(error) = self
-                    .nats
-                    .publish_with_headers(
-                        publication.subject,
-                        publication.headers,
-                        publication.body,
-                    )
-                    .await
-                {
-                    tracing::warn!(%error, seq = event.seq, "cannot publish a view event");
-                }
-            }
-        }
-        if let Err(error) = self.nats.flush().await {
-            tracing::warn!(%error, "cannot flush view events");
-        }
     }
 
     /// Reads one batch and keeps the events of this worker's rooms.
@@ -549,6 +537,41 @@ impl Applier {
             }
         }
         Ok(batch)
+    }
+}
+
+/// Publishes what clients must hear of `events` after `silent_until`, in log order, on `nats`,
+/// and flushes; with `hops`, each room view carries when its event passed each stage.
+async fn publish(
+    nats: &Client,
+    log: &EventLog,
+    silent_until: u64,
+    events: &[LoggedEvent],
+    outcomes: &[crate::state::Outcome],
+    hops: Option<&HopTimes>,
+) {
+    for (i, (event, outcome)) in events.iter().zip(outcomes).enumerate() {
+        if event.seq <= silent_until {
+            continue;
+        }
+        let mut all = publications(log, event, outcome);
+        if let (Some(hops), Some(view)) = (hops, all.first_mut()) {
+            let stored = hops.stored_us.get(i).copied().unwrap_or_default();
+            let times = format!("{stored} {} {} {}", hops.read_us, hops.applied_us, now_us());
+            view.headers
+                .insert(EventLog::HOP_TIMES_HEADER, times.as_str());
+        }
+        for publication in all {
+            if let Err(error) = nats
+                .publish_with_headers(publication.subject, publication.headers, publication.body)
+                .await
+            {
+                tracing::warn!(%error, seq = event.seq, "cannot publish a view event");
+            }
+        }
+    }
+    if let Err(error) = nats.flush().await {
+        tracing::warn!(%error, "cannot flush view events");
     }
 }
 

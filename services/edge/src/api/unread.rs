@@ -108,8 +108,11 @@ pub async fn history_views(
     caller: &UserId,
     messages: &[Message],
 ) -> Result<Vec<MessageView>, ApiError> {
-    let seqs: Vec<u64> = messages.iter().filter_map(tracked_seq).collect();
-    let mut counts = state.unread.of_messages(&room, &seqs).await?.into_iter();
+    let tracked: Vec<(u64, &str)> = messages
+        .iter()
+        .filter_map(|m| Some((tracked_seq(m)?, m.sender_id.as_deref().unwrap_or_default())))
+        .collect();
+    let mut counts = state.unread.of_messages(&room, &tracked).await?.into_iter();
     let gone = deleted_quotes(state, room, messages).await?;
     Ok(messages
         .iter()

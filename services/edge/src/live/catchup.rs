@@ -76,11 +76,16 @@ impl CatchUp {
         }
     }
 
-    /// The current `unreadCount` of message `seq` of `room`.
-    async fn unread_count(&self, room: RoomId, seq: u64) -> Result<u64, CatchUpError> {
+    /// The current `unreadCount` of message `seq` of `room`, sent by `sender`.
+    async fn unread_count(
+        &self,
+        room: RoomId,
+        seq: u64,
+        sender: &str,
+    ) -> Result<u64, CatchUpError> {
         let counts = self
             .unread
-            .of_messages(&room, &[seq])
+            .of_messages(&room, &[(seq, sender)])
             .await
             .map_err(|e| CatchUpError(e.to_string()))?;
         Ok(counts.first().copied().unwrap_or(0))
@@ -150,7 +155,8 @@ impl CatchUp {
         if seq >= first || seq > until {
             return Ok(None);
         }
-        let unread = self.unread_count(room, seq).await?;
+        let sender = entry.sender_id.as_deref().unwrap_or_default();
+        let unread = self.unread_count(room, seq, sender).await?;
         Ok(Some(from_history(entry, unread)))
     }
 
@@ -213,7 +219,8 @@ impl CatchUp {
             if let Ok(envelope) = decode(&message.payload) {
                 let unread = match envelope.event {
                     ChatEvent::Chat { .. } => {
-                        Some(self.unread_count(room, message.sequence).await?)
+                        let sender = envelope.actor.as_str();
+                        Some(self.unread_count(room, message.sequence, sender).await?)
                     }
                     _ => None,
                 };
