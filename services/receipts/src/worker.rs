@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::lease::Lease;
 use crate::partition::partition_of;
-use crate::publish::publications;
+use crate::publish::{publications, Publication};
 use crate::reaper::Reaper;
 use crate::settings::{InvalidSettings, ReceiptsSettings, Settings};
 use crate::state::{Fence, LoggedEvent, ReadState, ReadStateError};
@@ -409,8 +409,9 @@ impl Applier {
             } else {
                 None
             };
-            // Told views go out beside the batch's first application, which is sent first: Redis
-            // has it before any reader can have heard of the views.
+            // Told room views go out first, on their own: nats-server wakes for the live path
+            // alone. The batch's first application is then sent to Redis before the feed entries
+            // beside it, so Redis holds it before a room list can have heard of them.
             let mut first_try = None;
             if let Some(outcomes) = &early {
                 let hops = self.config.hop_timing.then(|| HopTimes {
@@ -418,16 +419,21 @@ impl Applier {
                     read_us,
                     applied_us: now_us(),
                 });
+                let mut views = batch_publications(
+                    &self.log,
+                    self.silent_until,
+                    &events,
+                    outcomes,
+                    hops.as_ref(),
+                );
+                let feeds: Vec<_> = views
+                    .iter_mut()
+                    .flat_map(|all| all.split_off(all.len().min(1)))
+                    .collect();
+                send(&self.nats, views.into_iter().flatten()).await;
                 let (tried, ()) = tokio::join!(
                     self.state.apply(&events, Some(fence), self.silent_until),
-                    publish(
-                        &self.nats,
-                        &self.log,
-                        self.silent_until,
-                        &events,
-                        outcomes,
-                        hops.as_ref()
-                    ),
+                    send(&self.nats, feeds),
                 );
                 first_try = Some(tried);
             }
@@ -474,15 +480,14 @@ impl Applier {
                     read_us,
                     applied_us: now_us(),
                 });
-                publish(
-                    &self.nats,
+                let all = batch_publications(
                     &self.log,
                     self.silent_until,
                     &events,
                     &outcomes,
                     hops.as_ref(),
-                )
-                .await;
+                );
+                send(&self.nats, all.into_iter().flatten()).await;
             }
             let marked = loop {
                 let result = self
@@ -540,16 +545,17 @@ impl Applier {
     }
 }
 
-/// Publishes what clients must hear of `events` after `silent_until`, in log order, on `nats`,
-/// and flushes; with `hops`, each room view carries when its event passed each stage.
-async fn publish(
-    nats: &Client,
+/// What clients must hear of `events` after `silent_until`, in log order: per event, its room
+/// view first, then its feed entries. With `hops`, each room view carries when its event passed
+/// each stage.
+fn batch_publications(
     log: &EventLog,
     silent_until: u64,
     events: &[LoggedEvent],
     outcomes: &[crate::state::Outcome],
     hops: Option<&HopTimes>,
-) {
+) -> Vec<Vec<Publication>> {
+    let mut batch = Vec::with_capacity(events.len());
     for (i, (event, outcome)) in events.iter().zip(outcomes).enumerate() {
         if event.seq <= silent_until {
             continue;
@@ -561,13 +567,20 @@ async fn publish(
             view.headers
                 .insert(EventLog::HOP_TIMES_HEADER, times.as_str());
         }
-        for publication in all {
-            if let Err(error) = nats
-                .publish_with_headers(publication.subject, publication.headers, publication.body)
-                .await
-            {
-                tracing::warn!(%error, seq = event.seq, "cannot publish a view event");
-            }
+        batch.push(all);
+    }
+    batch
+}
+
+/// Publishes `publications` on `nats` in order and flushes, so they are on their way to
+/// nats-server when this returns.
+async fn send(nats: &Client, publications: impl IntoIterator<Item = Publication>) {
+    for publication in publications {
+        if let Err(error) = nats
+            .publish_with_headers(publication.subject, publication.headers, publication.body)
+            .await
+        {
+            tracing::warn!(%error, "cannot publish a view event");
         }
     }
     if let Err(error) = nats.flush().await {
