@@ -22,23 +22,27 @@ for i = 1, #recorded, 2 do
   outcomes[#outcomes + 1] = tonumber(recorded[i])
   outcomes[#outcomes + 1] = cmsgpack.unpack(recorded[i + 1])
 end
-local counters = redis.call('HMGET', k_room, 'chats', 'applied', 'shown')
+-- One read of the room's hash: its counters and its mention counts (fields 'm:{member}').
+local room = {chats = 0, applied = 0, shown = 0}
 local mentions = {}
 local fields = redis.call('HGETALL', k_room)
 for i = 1, #fields, 2 do
-  local u = string.match(fields[i], '^m:(.*)$')
+  local name, value = fields[i], fields[i + 1]
+  local u = string.match(name, '^m:(.*)$')
   if u then
     mentions[#mentions + 1] = u
-    mentions[#mentions + 1] = fields[i + 1]
+    mentions[#mentions + 1] = value
+  elseif room[name] then
+    room[name] = tonumber(value)
   end
 end
 return {
   'room',
-  tonumber(counters[1] or '0'),
+  room.chats,
   redis.call('ZRANGE', k_pos, 0, -1, 'WITHSCORES'),
   redis.call('HGETALL', k_base),
   outcomes,
-  tonumber(counters[2] or '0'),
-  tonumber(counters[3] or '0'),
+  room.applied,
+  room.shown,
   mentions,
 }

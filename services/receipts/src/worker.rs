@@ -414,18 +414,7 @@ impl Applier {
             // beside it, so Redis holds it before a room list can have heard of them.
             let mut first_try = None;
             if let Some(outcomes) = &early {
-                let hops = self.config.hop_timing.then(|| HopTimes {
-                    stored_us: stored_us.clone(),
-                    read_us,
-                    applied_us: now_us(),
-                });
-                let mut views = batch_publications(
-                    &self.log,
-                    self.silent_until,
-                    &events,
-                    outcomes,
-                    hops.as_ref(),
-                );
+                let mut views = self.publications(&events, outcomes, &stored_us, read_us);
                 let feeds: Vec<_> = views
                     .iter_mut()
                     .flat_map(|all| all.split_off(all.len().min(1)))
@@ -475,18 +464,7 @@ impl Applier {
                 std::process::abort();
             }
             if early.is_none() {
-                let hops = self.config.hop_timing.then(|| HopTimes {
-                    stored_us,
-                    read_us,
-                    applied_us: now_us(),
-                });
-                let all = batch_publications(
-                    &self.log,
-                    self.silent_until,
-                    &events,
-                    &outcomes,
-                    hops.as_ref(),
-                );
+                let all = self.publications(&events, &outcomes, &stored_us, read_us);
                 send(&self.nats, all.into_iter().flatten()).await;
             }
             let marked = loop {
@@ -508,6 +486,35 @@ impl Applier {
             self.activity.progressed();
         }
         End::Halted
+    }
+
+    /// What clients must hear of `events` after `silent_until`, in log order: per event, its
+    /// room view first, then its feed entries. With `hop_timing`, each room view carries when
+    /// its event was stored (`stored_us`, per event), read (`read_us`), applied or told, and
+    /// published.
+    fn publications(
+        &self,
+        events: &[LoggedEvent],
+        outcomes: &[crate::state::Outcome],
+        stored_us: &[u64],
+        read_us: u64,
+    ) -> Vec<Vec<Publication>> {
+        let applied_us = now_us();
+        let mut batch = Vec::with_capacity(events.len());
+        for (i, (event, outcome)) in events.iter().zip(outcomes).enumerate() {
+            if event.seq <= self.silent_until {
+                continue;
+            }
+            let mut all = publications(&self.log, event, outcome);
+            if let (true, Some(view)) = (self.config.hop_timing, all.first_mut()) {
+                let stored = stored_us.get(i).copied().unwrap_or_default();
+                let times = format!("{stored} {read_us} {applied_us} {}", now_us());
+                view.headers
+                    .insert(EventLog::HOP_TIMES_HEADER, times.as_str());
+            }
+            batch.push(all);
+        }
+        batch
     }
 
     /// Reads one batch and keeps the events of this worker's rooms.
@@ -545,33 +552,6 @@ impl Applier {
     }
 }
 
-/// What clients must hear of `events` after `silent_until`, in log order: per event, its room
-/// view first, then its feed entries. With `hops`, each room view carries when its event passed
-/// each stage.
-fn batch_publications(
-    log: &EventLog,
-    silent_until: u64,
-    events: &[LoggedEvent],
-    outcomes: &[crate::state::Outcome],
-    hops: Option<&HopTimes>,
-) -> Vec<Vec<Publication>> {
-    let mut batch = Vec::with_capacity(events.len());
-    for (i, (event, outcome)) in events.iter().zip(outcomes).enumerate() {
-        if event.seq <= silent_until {
-            continue;
-        }
-        let mut all = publications(log, event, outcome);
-        if let (Some(hops), Some(view)) = (hops, all.first_mut()) {
-            let stored = hops.stored_us.get(i).copied().unwrap_or_default();
-            let times = format!("{stored} {} {} {}", hops.read_us, hops.applied_us, now_us());
-            view.headers
-                .insert(EventLog::HOP_TIMES_HEADER, times.as_str());
-        }
-        batch.push(all);
-    }
-    batch
-}
-
 /// Publishes `publications` on `nats` in order and flushes, so they are on their way to
 /// nats-server when this returns.
 async fn send(nats: &Client, publications: impl IntoIterator<Item = Publication>) {
@@ -601,17 +581,6 @@ struct Batch {
     stored_us: Vec<u64>,
     /// When the batch was read, likewise.
     read_us: u64,
-}
-
-/// When a batch's events passed each stage before publishing, for the `Chat-Hop-Times`
-/// header of their room views (`hop_timing`).
-struct HopTimes {
-    /// Stored by JetStream, per event.
-    stored_us: Vec<u64>,
-    /// Read by this worker.
-    read_us: u64,
-    /// Applied to Redis.
-    applied_us: u64,
 }
 
 /// Microseconds since the Unix epoch, the unit of `Chat-Hop-Times`.
